@@ -1,0 +1,58 @@
+# rlcourse: `make lab` to learn, `make test` to check everything (what CI runs).
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
+PYTEST_WORKERS ?= 2
+
+.PHONY: install lab test lint unit notebooks browser-deps student data bench clean help
+
+help:
+	@echo "make lab      - install (first time) and open the course in JupyterLab"
+	@echo "make test     - ruff, unit tests, every notebook (nbmake) and the browser test"
+	@echo "make student  - write student copies (solutions removed) to student/"
+	@echo "make data     - rebuild the shipped tiny language models in data/ (slow)"
+	@echo "make bench    - run the benchmarks in benchmarks/"
+
+$(STAMP): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "rlcourse needs Python >= 3.10, found " + sys.version.split()[0])'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip -c constraints.txt -q
+	$(BIN)/python -m pip install -c constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+lab: install
+	$(BIN)/jupyter lab notebooks/00_start_here.ipynb $(ROOT_FLAG)
+
+browser-deps:
+	@bash .ci/ensure_browser.sh
+
+lint: install
+	$(BIN)/ruff check .
+
+# One pytest run: unit tests, the browser test and every notebook, two at a time (one CPU thread each).
+test: install browser-deps lint
+	RLCOURSE_STRICT_CHECKS=1 $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup \
+		--nbmake --nbmake-timeout=900 tests notebooks
+
+unit: install
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) tests
+
+notebooks: install
+	RLCOURSE_STRICT_CHECKS=1 $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --nbmake --nbmake-timeout=900 notebooks
+
+student: install
+	$(BIN)/python -m rlcourse.student notebooks student
+
+data: install
+	$(BIN)/python -m rlcourse.lm.sft --all
+
+bench: install
+	$(BIN)/python -m pip install -c constraints.txt -e ".[bench]"
+	for f in benchmarks/*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+
+clean:
+	rm -rf $(VENV) student .pytest_cache .ruff_cache

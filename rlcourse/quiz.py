@@ -1,0 +1,77 @@
+"""Self-check quizzes (every chapter ends with one): multiple choice with an explanation per answer.
+
+    from rlcourse.quiz import Question, show_quiz
+    show_quiz([Question("What does gamma do?", ["...", "..."], answer=1, explanations=["...", "..."])])
+
+In a notebook this shows ipywidgets radio buttons and a "Check" button; outside a notebook (or with
+``RLCOURSE_QUIZ_TEXT=1``) it prints the questions with their answers and explanations.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+@dataclass
+class Question:
+    """A multiple-choice question. ``answer`` indexes ``options``; one explanation per option."""
+
+    text: str
+    options: Sequence[str]
+    answer: int
+    explanations: Sequence[str]
+
+    def __post_init__(self) -> None:
+        if len(self.options) < 2:
+            raise ValueError(f"question {self.text!r} needs at least two options")
+        if len(self.explanations) != len(self.options):
+            raise ValueError(
+                f"question {self.text!r}: {len(self.options)} options but {len(self.explanations)} explanations"
+            )
+        if not 0 <= self.answer < len(self.options):
+            raise ValueError(f"question {self.text!r}: answer {self.answer} is not an option index")
+
+    def feedback(self, choice: int) -> str:
+        """The text shown after a learner picks option ``choice``."""
+        verdict = "✓ Right." if choice == self.answer else "✗ Not quite."
+        return f"{verdict} {self.explanations[choice]}"
+
+
+def show_quiz(questions: Sequence[Question], title: str = "Self-check quiz"):
+    """Display the quiz as widgets (returns the widget box), or print it as text."""
+    if not questions:
+        raise ValueError("a quiz needs at least one question")
+    if os.environ.get("RLCOURSE_QUIZ_TEXT"):
+        return _print_quiz(questions, title)
+    try:
+        import ipywidgets as w
+    except ImportError:  # pragma: no cover - ipywidgets is a dependency
+        return _print_quiz(questions, title)
+    boxes = [w.HTML(f"<h4>{title}</h4>")]
+    for i, q in enumerate(questions, 1):
+        radio = w.RadioButtons(options=[(o, k) for k, o in enumerate(q.options)], value=None,
+                               layout=w.Layout(width="auto"))
+        out = w.HTML("")
+        button = w.Button(description="Check", button_style="info")
+
+        def on_click(_, q=q, radio=radio, out=out):
+            out.value = "Pick an answer first." if radio.value is None else q.feedback(radio.value)
+
+        button.on_click(on_click)
+        boxes.append(w.VBox([w.HTML(f"<b>{i}. {q.text}</b>"), radio, button, out]))
+    box = w.VBox(boxes)
+    from IPython.display import display
+
+    display(box)
+    return box
+
+
+def _print_quiz(questions: Sequence[Question], title: str) -> None:
+    print(title)
+    for i, q in enumerate(questions, 1):
+        print(f"{i}. {q.text}")
+        for k, o in enumerate(q.options):
+            mark = "*" if k == q.answer else " "
+            print(f"   {mark} {chr(97 + k)}) {o} — {q.explanations[k]}")

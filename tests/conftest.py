@@ -1,0 +1,8 @@
+"""Shared pytest set-up: one CPU thread per test process (see rlcourse.device)."""
+
+import os
+
+import torch
+
+os.environ.setdefault("RLCOURSE_QUIZ_TEXT", "1")
+torch.set_num_threads(int(os.environ.get("RLCOURSE_THREADS", "1")))
