@@ -92,8 +92,10 @@ def run(device: torch.device, threads: int | None, quick: bool) -> None:
 
     t_step = _timeit(step, 5 if quick else 20, device)
     n_train = int(batch[1].sum())
-    print(f"{label:18s} train step, batch 64 reviews ({n_train} tokens): {n_train / t_step:9.0f} tok/s "
-          f"({t_step * 1000:.1f} ms/step)")
+    print(
+        f"{label:18s} train step, batch 64 reviews ({n_train} tokens): {n_train / t_step:9.0f} tok/s "
+        f"({t_step * 1000:.1f} ms/step)"
+    )
 
 
 def main() -> None:

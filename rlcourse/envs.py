@@ -16,6 +16,17 @@ Terminal states are absorbing and worth 0. The same MDP can be sampled: :meth:`C
 returns one trajectory as arrays, :meth:`ChainMDP.mc_returns` many episodes at once (Monte Carlo
 estimates converge to the exact values), and :class:`ChainEnv` is the gymnasium version.
 
+Typical use (chapter 04 measures GAE against the true advantages this way)::
+
+    mdp = ChainMDP(n_states=7, slip=0.1)
+    pi = mdp.policy(p_right=0.6)                          # (S, A) action probabilities
+    V = mdp.exact_state_values(pi, gamma=0.9)             # (S,)
+    A = mdp.exact_advantages(pi, gamma=0.9)               # (S, A)
+    traj = mdp.rollout(pi, rng, max_steps=64, restart=True)
+    values = V[traj["states"]]                            # (T,) true V(s_t)
+    last_value = 0.0 if traj["terminated"] else V[traj["last_state"]]
+    true_adv = A[traj["states"], traj["actions"]]         # (T,) true A(s_t, a_t)
+
 Array conventions: NumPy, float64 values; ``S = n_states`` (terminal states included), ``A = 2``.
 Tabular inputs may be NumPy arrays, lists or (CPU or GPU) torch tensors.
 """
@@ -153,7 +164,12 @@ class ChainMDP:
     # ----- policies -------------------------------------------------------------------------
     def policy(self, p_right: float | Any = 0.5) -> np.ndarray:
         """A policy table ``(S, A)`` that goes right with probability ``p_right`` (a number or (S,))."""
-        p = np.broadcast_to(_as_numpy(p_right, "p_right"), (self.n_states,)).copy()
+        try:
+            p = np.broadcast_to(_as_numpy(p_right, "p_right"), (self.n_states,)).copy()
+        except ValueError:
+            raise ValueError(
+                f"p_right must be one number or one per state, shape ({self.n_states},); got {np.shape(p_right)}"
+            ) from None
         if np.any((p < 0) | (p > 1)):
             raise ValueError(f"p_right must be probabilities in [0, 1], got {p_right}")
         return np.stack([1.0 - p, p], axis=1)

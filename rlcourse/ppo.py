@@ -265,6 +265,16 @@ class PPOResult:
         """Mean return of the last ``n`` finished episodes (nan if there are none)."""
         return float(np.mean(self.episode_returns[-n:])) if self.episode_returns else float("nan")
 
+    def steps_to_reach(self, target: float, n: int = 20) -> int | None:
+        """Env steps when the mean of the last ``n`` returns first reached ``target`` (None: never)."""
+        returns = np.asarray(self.episode_returns, dtype=float)
+        if returns.size < n:
+            return None
+        total = np.cumsum(np.insert(returns, 0, 0.0))
+        means = (total[n:] - total[:-n]) / n  # means[k]: episodes k .. k+n-1
+        hits = np.flatnonzero(means >= target)
+        return int(self.episode_steps[hits[0] + n - 1]) if hits.size else None
+
 
 def make_vector_env(env_id: str, num_envs: int) -> gym.vector.SyncVectorEnv:
     """``num_envs`` copies of ``env_id`` stepped in one process. When an episode ends, the env resets

@@ -39,16 +39,18 @@ class Question:
         return f"{verdict} {self.explanations[choice]}"
 
 
-def show_quiz(questions: Sequence[Question], title: str = "Self-check quiz"):
-    """Display the quiz as widgets (returns the widget box), or print it as text."""
+def show_quiz(questions: Sequence[Question], title: str = "Self-check quiz") -> None:
+    """Display the quiz as widgets, or print it as text (returns None, so it shows once)."""
     if not questions:
         raise ValueError("a quiz needs at least one question")
     if os.environ.get("RLCOURSE_QUIZ_TEXT"):
-        return _print_quiz(questions, title)
+        _print_quiz(questions, title)
+        return
     try:
         import ipywidgets as w
     except ImportError:  # pragma: no cover - ipywidgets is a dependency
-        return _print_quiz(questions, title)
+        _print_quiz(questions, title)
+        return
     boxes = [w.HTML(f"<h4>{title}</h4>")]
     for i, q in enumerate(questions, 1):
         radio = w.RadioButtons(options=[(o, k) for k, o in enumerate(q.options)], value=None,
@@ -65,7 +67,6 @@ def show_quiz(questions: Sequence[Question], title: str = "Self-check quiz"):
     from IPython.display import display
 
     display(box)
-    return box
 
 
 def _print_quiz(questions: Sequence[Question], title: str) -> None:

@@ -175,6 +175,8 @@ def test_bad_policies_gammas_and_ids():
     assert np.isfinite(mdp.exact_state_values(looping, 0.9)).all()
     with pytest.raises(ValueError, match="p_right"):
         mdp.policy(1.2)
+    with pytest.raises(ValueError, match=r"one per state, shape \(5,\)"):
+        mdp.policy([0.5, 0.5])
     with pytest.raises(ValueError, match="first_action"):
         mdp.mc_returns(mdp.policy(0.5), 0.9, 10, np.random.default_rng(0), first_action=2)
     with pytest.raises(ValueError, match="rewards must be 1-D"):

@@ -151,3 +151,11 @@ def test_target_return_stops_the_run_early():
     res = train_ppo(PPOConfig(seed=0, total_timesteps=50_000, target_return=60.0, window=5))
     assert res.solved_step is not None and res.env_steps == res.solved_step < 50_000
     assert res.last_mean(5) >= 60.0
+
+
+def test_steps_to_reach_matches_early_stopping():
+    full = train_ppo(PPOConfig(seed=2, total_timesteps=8192))
+    stopped = train_ppo(PPOConfig(seed=2, total_timesteps=8192, target_return=40.0, window=5))
+    assert stopped.solved_step is not None
+    assert full.steps_to_reach(40.0, n=5) == stopped.solved_step
+    assert full.steps_to_reach(1e9) is None

@@ -81,6 +81,20 @@ def test_exercises_quiz_and_summary(path):
     assert any("What to remember" in src for src in md), f"{path.name}: needs a 'What to remember' cell"
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_markdown_never_spells_out_the_solution_markers(path):
+    """nbgrader and `make student` would treat such a line as a solution to remove."""
+    nb = nbformat.read(path, as_version=4)
+    bad = [
+        i
+        for i, c in enumerate(nb.cells)
+        if c.cell_type == "markdown" and re.search(r"(BEGIN|END) SOLUTION", c.source)
+    ]
+    assert not bad, (
+        f"{path.name}: markdown cells {bad} spell out a solution marker; write BEGIN&nbsp;SOLUTION"
+    )
+
+
 def test_every_exercise_is_followed_by_its_checker():
     for path in NOTEBOOKS:
         cells = [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]

@@ -56,8 +56,8 @@ class CheckResult:
     def __repr__(self) -> str:
         return self.message
 
-    def _repr_markdown_(self) -> str:
-        return self.message
+    def _ipython_display_(self) -> None:
+        """The verdict was already printed by :func:`check`; don't show it twice in a notebook."""
 
 
 def _strict() -> bool:
