@@ -21,6 +21,8 @@ folder.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import logging
 import os
 import statistics
@@ -114,7 +116,8 @@ def bench_grpo(model, tok, folder: str, steps: int, warmup: int) -> tuple[float,
         processing_class=tok,
         callbacks=[timer.callback],
     )
-    trainer.train()
+    with contextlib.redirect_stdout(io.StringIO()):  # TRL prints its metrics dict
+        trainer.train()
     trl_s = _median(timer.times, warmup)
 
     policy = model
@@ -171,7 +174,8 @@ def bench_dpo(model, tok, folder: str, steps: int, warmup: int) -> tuple[float, 
         processing_class=tok,
         callbacks=[timer.callback],
     )
-    trainer.train()
+    with contextlib.redirect_stdout(io.StringIO()):  # TRL prints its metrics dict
+        trainer.train()
     trl_s = _median(timer.times, warmup)
 
     policy = model
@@ -202,14 +206,20 @@ def main(argv=None) -> None:
     torch.set_num_threads(1)
     warnings.filterwarnings("ignore")
     logging.getLogger("transformers").setLevel(logging.ERROR)
+    import datasets
     import transformers
     import trl
+
+    datasets.disable_progress_bars()
+    transformers.utils.logging.disable_progress_bar()
 
     model, tok, what = _model_and_tokenizer(args.model)
     from rlcourse.lm.model import count_parameters
 
-    print(f"model: {what}, {count_parameters(model):,} parameters | torch {torch.__version__}, "
-          f"transformers {transformers.__version__}, trl {trl.__version__}, 1 CPU thread")
+    print(
+        f"model: {what}, {count_parameters(model):,} parameters | torch {torch.__version__}, "
+        f"transformers {transformers.__version__}, trl {trl.__version__}, 1 CPU thread"
+    )
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         model.save_pretrained(folder)

@@ -33,7 +33,8 @@ WINDOW = 20
 
 def run_rlcourse(seed: int, target: float) -> int | None:
     res = train_ppo(
-        PPOConfig(seed=seed, total_timesteps=TOTAL_TIMESTEPS, target_return=target, window=WINDOW)
+        PPOConfig(seed=seed, total_timesteps=TOTAL_TIMESTEPS, target_return=target, window=WINDOW),
+        device="cpu",  # like SB3 below: a CPU benchmark (tiny MLPs gain nothing from a GPU)
     )
     return res.solved_step
 

@@ -24,6 +24,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from rlcourse.device import get_device
 from rlcourse.policies import CategoricalPolicy, ValueNet
 
 # ----------------------------------------------------------------------------- returns
@@ -260,8 +261,6 @@ def policy_weights(batch: EpisodeBatch, cfg: ReinforceConfig, value_fn: ValueNet
 
 def train_reinforce(cfg: ReinforceConfig, progress: bool = False) -> tuple[CategoricalPolicy, TrainHistory]:
     """Train REINFORCE as set by ``cfg``; returns the policy and a :class:`TrainHistory`."""
-    from rlcourse.device import get_device
-
     device = torch.device(cfg.device) if cfg.device else get_device()
     torch.manual_seed(cfg.seed)
     envs = make_envs(cfg.env_id, cfg.episodes_per_batch)

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from rlcourse.device import get_device
 from rlcourse.gae import compute_gae
 from rlcourse.policies import CategoricalPolicy, ValueNet
 
@@ -288,17 +289,18 @@ def make_vector_env(env_id: str, num_envs: int) -> gym.vector.SyncVectorEnv:
         raise ValueError(f"gymnasium cannot make {env_id!r}: {err}") from None
     if not isinstance(envs.single_action_space, gym.spaces.Discrete):
         raise ValueError(f"train_ppo needs a discrete action space; {env_id} has {envs.single_action_space}")
+    if len(envs.single_observation_space.shape or ()) != 1:
+        raise ValueError(f"train_ppo needs flat (1-D) observations; {env_id} has {envs.single_observation_space}")
     return envs
 
 
-def _log_probs(policy: CategoricalPolicy, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-    """log pi(a_i | s_i): obs (B, obs_dim), actions (B,) -> (B,). (Categorical without its overhead.)"""
-    return torch.log_softmax(policy(obs), dim=-1).gather(1, actions.unsqueeze(1)).squeeze(1)
-
-
 def train_ppo(cfg: PPOConfig, device: torch.device | str | None = None, progress: bool = False) -> PPOResult:
-    """Train a policy and a value function with PPO on ``cfg.env_id``; see :class:`PPOConfig`."""
-    device = torch.device(device) if device is not None else torch.device("cpu")
+    """Train a policy and a value function with PPO on ``cfg.env_id``; see :class:`PPOConfig`.
+
+    ``device`` holds the networks and the rollout tensors (default: ``rlcourse.device.get_device()``);
+    the environments always step in NumPy. ``progress`` shows a tqdm bar over the updates.
+    """
+    device = torch.device(device) if device is not None else get_device(set_threads=False)
     start = time.perf_counter()
     torch.manual_seed(cfg.seed)
     envs = make_vector_env(cfg.env_id, cfg.num_envs)
@@ -351,7 +353,7 @@ def train_ppo(cfg: PPOConfig, device: torch.device | str | None = None, progress
         # 2. Evaluate the whole rollout at once (the policy did not change while collecting it).
         with torch.no_grad():
             flat_obs, flat_act = obs_buf.reshape(batch, obs_dim), act_buf.reshape(batch)
-            logp_old = _log_probs(policy, flat_obs, flat_act)
+            logp_old = policy.log_prob(flat_obs, flat_act)
             values = value_fn(flat_obs).reshape(T, N)
             last_value = value_fn(torch.as_tensor(next_obs, dtype=torch.float32, device=device))
             if cfg.truncation == "bootstrap" and truncated_at:
@@ -375,7 +377,7 @@ def train_ppo(cfg: PPOConfig, device: torch.device | str | None = None, progress
             else:
                 minibatches = torch.randperm(batch, device=device).split(cfg.minibatch_size)
             for mb in minibatches:
-                logp = _log_probs(policy, flat_obs[mb], flat_act[mb])
+                logp = policy.log_prob(flat_obs[mb], flat_act[mb])
                 adv = advantages[mb]
                 if cfg.norm_adv:
                     adv = (adv - adv.mean()) / (adv.std() + 1e-8)
@@ -400,7 +402,7 @@ def train_ppo(cfg: PPOConfig, device: torch.device | str | None = None, progress
 
         # 4. Diagnostics over the whole rollout, and PPO-penalty's beta for the next update.
         with torch.no_grad():
-            logp = _log_probs(policy, flat_obs, flat_act)
+            logp = policy.log_prob(flat_obs, flat_act)
             kl = approx_kl(logp, logp_old).item()
             res.kl.append(kl)
             res.clip_fraction.append(((logp - logp_old).exp().sub(1).abs() > clip_eps).float().mean().item())

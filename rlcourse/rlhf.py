@@ -41,10 +41,10 @@ from rlcourse.ppo import approx_kl, clipped_surrogate_loss, clipped_value_loss
 __all__ = [
     "PPOBatch",
     "RLHFConfig",
-    "critic_from_reward_model",
-    "critic_values",
+        "critic_values",
     "last_token_index",
     "make_batch",
+    "make_critic",
     "masked_whiten",
     "per_token_rewards",
     "policy_ratio",
@@ -359,11 +359,20 @@ def _rows(rollout: Rollout, idx: torch.Tensor) -> Rollout:
     )
 
 
-def critic_from_reward_model(reward_model) -> ValueHeadModel:
-    """A critic initialised from the reward model (backbone and head copied), as TRL initialises its value model."""
-    critic = ValueHeadModel(copy.deepcopy(reward_model.backbone))
-    critic.head.load_state_dict(reward_model.head.state_dict())
+def make_critic(model) -> ValueHeadModel:
+    """A fresh critic: a copy of ``model``'s backbone (a causal LM, or a RewardModel's backbone) + a ZERO head.
+
+    V starts at 0 for every token, so the first advantages are the plain (KL-penalised) rewards-to-go.
+    TRL instead copies the reward model, head included; its head was only trained at the last token, so
+    its values on the prefixes are arbitrary -- in this course's runs that gave advantages that pushed
+    completions to grow longer in the first batches. A zero head avoids that.
+    """
+    backbone = getattr(model, "backbone", model)
+    critic = ValueHeadModel(copy.deepcopy(backbone))
+    torch.nn.init.zeros_(critic.head.weight)
+    torch.nn.init.zeros_(critic.head.bias)
     critic.requires_grad_(True)
+    critic.to(next(backbone.parameters()).device)
     return critic
 
 
@@ -387,7 +396,7 @@ def train_ppo(
         policy: the actor, a causal LM (trained).
         reference: frozen copy of the initial policy (``rlcourse.lm.model.frozen_copy``).
         reward_model: a ``RewardModel`` (frozen; its score is the proxy reward).
-        critic: a ``ValueHeadModel`` (trained), e.g. :func:`critic_from_reward_model`.
+        critic: a ``ValueHeadModel`` (trained), e.g. :func:`make_critic` of the policy.
         tokenizer: shared by all four models.
         prompt_pool: prompts to draw each batch from (with replacement, seeded by ``cfg.seed``).
         cfg: :class:`RLHFConfig`.

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from rlcourse.device import get_device
 from rlcourse.pg import collect_episodes, fit_value, make_envs, reward_to_go
 from rlcourse.policies import CategoricalPolicy, ValueNet
 
@@ -322,8 +323,6 @@ def normalize(x: torch.Tensor) -> torch.Tensor:
 
 def train_trpo(cfg: TRPOConfig, progress: bool = False) -> tuple[CategoricalPolicy, TRPOHistory]:
     """Train with TRPO (or vanilla PG, ``cfg.update``); returns the policy and a :class:`TRPOHistory`."""
-    from rlcourse.device import get_device
-
     device = torch.device(cfg.device) if cfg.device else get_device()
     torch.manual_seed(cfg.seed)
     envs = make_envs(cfg.env_id, cfg.episodes_per_batch)
