@@ -81,7 +81,7 @@ def bench_grpo(model, tok, folder: str, steps: int, warmup: int) -> tuple[float,
     from trl import GRPOConfig as TRLGRPOConfig
     from trl import GRPOTrainer
 
-    from rlcourse.grpo import GRPOConfig, grpo_step
+    from rlcourse.grpo import GRPOConfig, grpo_step, make_adam
     from rlcourse.lm.model import frozen_copy
     from rlcourse.lm.tasks import ArithmeticTask
 
@@ -123,7 +123,7 @@ def bench_grpo(model, tok, folder: str, steps: int, warmup: int) -> tuple[float,
     policy = model
     ref = frozen_copy(policy)
     cfg = GRPOConfig(group_size=4, max_new_tokens=8, temperature=1.0, beta=0.04, lr=3e-4)
-    opt = torch.optim.Adam(policy.parameters(), lr=cfg.lr)
+    opt = make_adam(policy.parameters(), cfg.lr, torch.device("cpu"))
     rng = np.random.default_rng(0)
     gen = torch.Generator().manual_seed(0)
     policy.train()
@@ -142,6 +142,7 @@ def bench_dpo(model, tok, folder: str, steps: int, warmup: int) -> tuple[float, 
     from trl import DPOTrainer
 
     from rlcourse.dpo import DPOConfig, dpo_step, pair_batch, pair_logps
+    from rlcourse.grpo import make_adam
     from rlcourse.lm.model import frozen_copy
     from rlcourse.lm.tasks import ArithmeticTask
 
@@ -181,7 +182,7 @@ def bench_dpo(model, tok, folder: str, steps: int, warmup: int) -> tuple[float, 
     policy = model
     ref = frozen_copy(policy)
     cfg = DPOConfig(batch_size=8, beta=0.1, lr=1e-4)
-    opt = torch.optim.Adam(policy.parameters(), lr=cfg.lr)
+    opt = make_adam(policy.parameters(), cfg.lr, torch.device("cpu"))
     ids, attn, comp = pair_batch(tok, pairs)
     n = len(pairs)
     with torch.no_grad():

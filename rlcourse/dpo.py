@@ -270,7 +270,7 @@ def dpo_step(
         loss = loss + cfg.nll_weight * nll
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
-    grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm)
+    grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm, foreach=True)
     optimizer.step()
     return {
         "loss": loss.item(),
@@ -318,7 +318,7 @@ def train_dpo(
         ``"eval_step"``, ``"gold_reward"``, ``"grammatical"``, ``"kl"`` (nats per sequence), ``"length"``,
         ``"samples"`` (the first 4 texts).
     """
-    from rlcourse.grpo import state_memory_mb
+    from rlcourse.grpo import make_adam, state_memory_mb
     from rlcourse.lm.model import frozen_copy
 
     cfg = cfg or DPOConfig()
@@ -341,7 +341,7 @@ def train_dpo(
                 for i in range(0, 2 * n, 256)
             ]
         )
-    optimizer = torch.optim.Adam(policy.parameters(), lr=cfg.lr)
+    optimizer = make_adam(policy.parameters(), cfg.lr, device)
     step_keys = [
         "step",
         "loss",

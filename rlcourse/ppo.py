@@ -202,7 +202,7 @@ class PPOConfig:
     beta_init: float = 1.0
     """PPO-penalty: the starting KL coefficient"""
     clip_value: bool = False
-    """clip the value function's change (CleanRL: on; SB3: off)"""
+    """clip the value function's change to +-clip_eps (the annealed one) per update (CleanRL: on; SB3: off)"""
     vf_coef: float = 1.0
     """weight of the value loss 0.5 * (V - R)^2; 1.0 here equals SB3's vf_coef 0.5 on (V - R)^2"""
     ent_coef: float = 0.0
@@ -253,6 +253,8 @@ class PPOResult:
     """per update: the KL coefficient used (PPO-penalty; 0 for PPO-clip)"""
     value_loss: list[float] = field(default_factory=list)
     """per update: 0.5 * mean (V - R)^2 over the rollout after the update"""
+    explained_variance: list[float] = field(default_factory=list)
+    """per update: 1 - Var(R - V) / Var(R) of the critic at collection time (1 = perfect, <= 0 = useless)"""
     env_steps: int = 0
     """env steps taken in total"""
     wall_time: float = 0.0
@@ -290,7 +292,9 @@ def make_vector_env(env_id: str, num_envs: int) -> gym.vector.SyncVectorEnv:
     if not isinstance(envs.single_action_space, gym.spaces.Discrete):
         raise ValueError(f"train_ppo needs a discrete action space; {env_id} has {envs.single_action_space}")
     if len(envs.single_observation_space.shape or ()) != 1:
-        raise ValueError(f"train_ppo needs flat (1-D) observations; {env_id} has {envs.single_observation_space}")
+        raise ValueError(
+            f"train_ppo needs flat (1-D) observations; {env_id} has {envs.single_observation_space}"
+        )
     return envs
 
 
@@ -365,6 +369,7 @@ def train_ppo(cfg: PPOConfig, device: torch.device | str | None = None, progress
                 rew_buf, values, done_buf, last_value, cfg.gamma, cfg.gae_lambda
             )
             advantages, returns, values = advantages.flatten(), returns.flatten(), values.flatten()
+            res.explained_variance.append((1 - (returns - values).var() / returns.var()).item())
 
         # 3. Learn: several epochs of minibatch gradient steps on the same rollout.
         frac = 1.0 - res.env_steps / cfg.total_timesteps  # linear schedules, as SB3's lin_<x>

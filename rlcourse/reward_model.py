@@ -262,11 +262,17 @@ def _pair_texts(pairs: Sequence[dict]) -> tuple[list[str], list[str]]:
 def score_texts(reward_model, tokenizer, texts: Sequence[str], batch_size: int = 256) -> torch.Tensor:
     """Reward-model score of each whole text (``<bos> text <eos>``), ``(N,)`` float on the model's device."""
     device = next(reward_model.parameters()).device
+    n_pos = getattr(reward_model.config, "n_positions", None)
     was_training = reward_model.training
     reward_model.eval()
     out = []
     for i in range(0, len(texts), batch_size):
         ids, mask = encode_texts(tokenizer, list(texts[i : i + batch_size]), device)
+        if n_pos is not None and ids.shape[1] > n_pos:
+            raise ValueError(
+                f"a text of {int(mask.sum(-1).max())} tokens (with <bos>/<eos>) exceeds the reward model's "
+                f"{n_pos} positions; shorten the texts"
+            )
         out.append(reward_model(ids, mask).float())
     reward_model.train(was_training)
     return torch.cat(out)

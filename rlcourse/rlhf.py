@@ -210,7 +210,7 @@ class RLHFConfig:
     lr: float = 3e-4  # Adam learning rate of actor and critic (TRL: 3e-6 for billion-parameter models)
     max_grad_norm: float = 1.0  # global gradient-norm clip
     whiten_advantages: bool = True  # normalise advantages over the batch's completion tokens (TRL: yes)
-    missing_eos_penalty: float | None = None  # subtracted from the score of rows that never emit <eos>
+    missing_eos_penalty: float | None = 1.0  # subtracted from the score of rows without <eos> (TRL: None, i.e. off)
     seed: int = 0  # seeds prompt choice and sampling
 
 

@@ -22,7 +22,10 @@ def _t(*xs: float) -> torch.Tensor:
 def check_gae(fn: Callable) -> CheckResult:
     """``fn(rewards, values, dones, last_value, gamma, lam) -> advantages (T,)`` for 1-D tensors."""
     g = torch.Generator().manual_seed(4)
-    r, v = torch.randn(30, generator=g, dtype=torch.float64), torch.randn(30, generator=g, dtype=torch.float64)
+    r, v = (
+        torch.randn(30, generator=g, dtype=torch.float64),
+        torch.randn(30, generator=g, dtype=torch.float64),
+    )
     d = (torch.rand(30, generator=g) < 0.15).double()
     last = torch.tensor(0.7, dtype=torch.float64)
     cases = [
@@ -67,7 +70,9 @@ def check_clipped_surrogate(fn: Callable) -> CheckResult:
     a, b, c = (torch.randn(50, generator=g, dtype=torch.float64) * 0.4 for _ in range(3))
     log = torch.log
     cases = [
-        Case("ratio 1 everywhere: the loss is -mean(A)", (_t(0, 0), _t(0, 0), _t(1.0, 3.0), 0.2), expected=-2.0),
+        Case(
+            "ratio 1 everywhere: the loss is -mean(A)", (_t(0, 0), _t(0, 0), _t(1.0, 3.0), 0.2), expected=-2.0
+        ),
         Case("A > 0, ratio 1.5: clipped at 1 + eps", (log(_t(1.5)), _t(0.0), _t(1.0), 0.2), expected=-1.2),
         Case("A < 0, ratio 0.5: clipped at 1 - eps", (log(_t(0.5)), _t(0.0), _t(-1.0), 0.2), expected=0.8),
         Case(
@@ -96,8 +101,14 @@ def check_value_target(fn: Callable) -> CheckResult:
     cases = [
         Case("an ordinary step: r + gamma V(s')", (1.0, 40.0, False, False, 0.98), expected=40.2),
         Case("terminated (the pole fell): no future, just r", (1.0, 40.0, True, False, 0.98), expected=1.0),
-        Case("truncated by the time limit: the future still exists", (1.0, 40.0, False, True, 0.98), expected=40.2),
-        Case("terminated and truncated at once: terminated wins", (1.0, 40.0, True, True, 0.98), expected=1.0),
+        Case(
+            "truncated by the time limit: the future still exists",
+            (1.0, 40.0, False, True, 0.98),
+            expected=40.2,
+        ),
+        Case(
+            "terminated and truncated at once: terminated wins", (1.0, 40.0, True, True, 0.98), expected=1.0
+        ),
         Case("gamma 0.5, reward 0", (0.0, 10.0, False, True, 0.5), expected=5.0),
     ]
     return check(
