@@ -61,7 +61,7 @@ def run(device: torch.device, threads: int | None, quick: bool) -> None:
     prompts = task.prompts(16, seed=0)
     G, L = 8, 32
     g = torch.Generator(device=device).manual_seed(0)
-    reps = 1 if quick else 3
+    reps = 1 if quick else 2
     label = f"{device.type}" + (f" threads={threads}" if threads else "")
 
     def cached():
@@ -90,7 +90,7 @@ def run(device: torch.device, threads: int | None, quick: bool) -> None:
         loss.backward()
         opt.step()
 
-    t_step = _timeit(step, 5 if quick else 20, device)
+    t_step = _timeit(step, 3 if quick else 10, device)
     n_train = int(batch[1].sum())
     print(
         f"{label:18s} train step, batch 64 reviews ({n_train} tokens): {n_train / t_step:9.0f} tok/s "

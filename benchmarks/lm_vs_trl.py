@@ -126,7 +126,7 @@ def bench_grpo(model, tok, folder: str, steps: int, warmup: int) -> tuple[float,
     opt = make_adam(policy.parameters(), cfg.lr, torch.device("cpu"))
     rng = np.random.default_rng(0)
     gen = torch.Generator().manual_seed(0)
-    policy.train()
+    policy.eval()  # dropout off, as TRL's disable_dropout=True
     ours = []
     for _ in range(steps + warmup):
         batch = [prompts[i] for i in rng.integers(0, len(prompts), 2)]
@@ -141,7 +141,7 @@ def bench_dpo(model, tok, folder: str, steps: int, warmup: int) -> tuple[float, 
     from trl import DPOConfig as TRLDPOConfig
     from trl import DPOTrainer
 
-    from rlcourse.dpo import DPOConfig, dpo_step, pair_batch, pair_logps
+    from rlcourse.dpo import DPOConfig, dpo_step, pair_batch, pair_logps, trim_padding
     from rlcourse.grpo import make_adam
     from rlcourse.lm.model import frozen_copy
     from rlcourse.lm.tasks import ArithmeticTask
@@ -187,13 +187,13 @@ def bench_dpo(model, tok, folder: str, steps: int, warmup: int) -> tuple[float, 
     n = len(pairs)
     with torch.no_grad():
         ref_all = pair_logps(ref, ids, attn, comp)[1]
-    policy.train()
+    policy.eval()  # dropout off, as TRL's disable_dropout=True
     ours = []
     for _ in range(steps + warmup):
         idx = torch.as_tensor(rng.integers(0, n, cfg.batch_size))
         rows = torch.cat([idx, idx + n])
         t0 = time.perf_counter()
-        dpo_step(policy, opt, (ids[rows], attn[rows], comp[rows]), ref_all[rows], cfg)
+        dpo_step(policy, opt, trim_padding((ids[rows], attn[rows], comp[rows])), ref_all[rows], cfg)
         ours.append(time.perf_counter() - t0)
     return _median(ours, warmup), trl_s
 

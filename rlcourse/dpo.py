@@ -23,8 +23,10 @@ Conventions, and where they agree with TRL 1.16's ``DPOTrainer`` (checked to 1e-
   ``loss_weights=[1, nll_weight]`` (the RPO paper's ``alpha``): the mean of ``-log pi`` over all chosen
   completion tokens of the batch (:func:`chosen_nll`).
 
-Public API: :func:`dpo_loss`, :func:`chosen_nll`, :func:`closed_form_optimum`, and the trainer
-:class:`DPOConfig` / :func:`train_dpo` (one step: :func:`dpo_step`).
+Public API: :func:`dpo_loss`, :func:`chosen_nll`, :func:`closed_form_optimum`; the trainer
+:class:`DPOConfig` / :func:`train_dpo` (one step: :func:`dpo_step`; its history is documented in
+:func:`train_dpo`); helpers :func:`pair_batch`, :func:`pair_logps`, :func:`trim_padding` and
+:func:`sample_and_score` (gold score, grammaticality and KL of sampled generations).
 """
 
 from __future__ import annotations
@@ -366,11 +368,9 @@ def train_dpo(
         if eval_prompts is None:
             return
         prompts = [eval_prompts[i % len(eval_prompts)] for i in range(cfg.eval_samples)]
-        policy.eval()
         r = sample_and_score(
             policy, ref_model, tokenizer, prompts, task, cfg.max_new_tokens, cfg.temperature, gen
         )
-        policy.train()
         hist["eval_step"].append(step)
         hist["gold_reward"].append(r["gold"])
         hist["grammatical"].append(r["grammatical"])
@@ -378,7 +378,7 @@ def train_dpo(
         hist["length"].append(r["length"])
         hist["samples"].append(r["texts"][:4])
 
-    policy.train()
+    policy.eval()  # dropout off while training, as TRL's disable_dropout=True (the course's models have none)
     evaluate(0)
     steps = range(cfg.steps)
     if progress:
@@ -390,7 +390,7 @@ def train_dpo(
         t0 = time.perf_counter()
         idx = torch.as_tensor(rng.integers(0, n, cfg.batch_size), device=device)
         rows = torch.cat([idx, idx + n])
-        batch = _trim_left((ids[rows], attn[rows], comp[rows]))
+        batch = trim_padding((ids[rows], attn[rows], comp[rows]))
         row = dpo_step(policy, optimizer, batch, ref_all[rows], cfg)
         dt = time.perf_counter() - t0
         elapsed += dt
@@ -405,8 +405,15 @@ def train_dpo(
     return hist
 
 
-def _trim_left(batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
-    """Drop the columns that are padding in every row (the batch was padded to the longest of all pairs)."""
+def trim_padding(batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+    """Drop the left columns that are padding in every row (a batch cut from pairs padded to the longest of all).
+
+    batch: ``(input_ids, attention_mask, completion_mask)``, each ``(B, T)`` left-padded; returns the same three
+    as ``(B, T')`` with ``T' <= T``.
+    """
     ids, attn, comp = batch
-    keep = int(attn.sum(0).nonzero()[0])
+    real = attn.sum(0).nonzero()
+    if real.numel() == 0:
+        raise ValueError("the batch has no real token (attention_mask is all zeros)")
+    keep = int(real[0])
     return ids[:, keep:], attn[:, keep:], comp[:, keep:]

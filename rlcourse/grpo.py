@@ -22,8 +22,9 @@ Conventions, and where they agree with TRL 1.16's ``GRPOTrainer`` (checked to 1e
   policy being trained is the one that sampled.
 
 Public API: :func:`group_advantages`, :func:`all_equal_fraction`, :func:`token_weights`,
-:func:`grpo_loss`, and the trainer :class:`GRPOConfig` / :func:`train_grpo` (one step:
-:func:`grpo_step`).
+:func:`per_token_grpo_loss`, :func:`grpo_loss`; the trainer :class:`GRPOConfig` / :func:`train_grpo`
+(one step: :func:`grpo_step`; its history is documented in :func:`train_grpo`); and
+:func:`state_memory_mb` (models' state memory, for the PPO comparison), :func:`make_adam`.
 """
 
 from __future__ import annotations
@@ -404,7 +405,7 @@ def train_grpo(
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min(1.0, (s + 1) / (cfg.warmup_steps + 1))
     )
-    policy.train()
+    policy.eval()  # dropout off while training, as TRL's disable_dropout=True (the course's models have none)
     keys = [
         "step",
         "reward",

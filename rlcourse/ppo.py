@@ -318,10 +318,11 @@ def train_ppo(cfg: PPOConfig, device: torch.device | str | None = None, progress
     res = PPOResult(policy, value_fn)
 
     T, N, batch = cfg.num_steps, cfg.num_envs, cfg.num_envs * cfg.num_steps
-    obs_buf = torch.zeros(T, N, obs_dim, device=device)
-    act_buf = torch.zeros(T, N, dtype=torch.long, device=device)
-    rew_buf = torch.zeros(T, N, device=device)
-    done_buf = torch.zeros(T, N, device=device)
+    # the rollout is stored in NumPy, the environments' language, and moved to `device` once per rollout
+    obs_buf = np.zeros((T, N, obs_dim), dtype=np.float32)
+    act_buf = np.zeros((T, N), dtype=np.int64)
+    rew_buf = np.zeros((T, N), dtype=np.float32)
+    done_buf = np.zeros((T, N), dtype=np.float32)
     ep_return = np.zeros(N)
     beta = cfg.beta_init
     next_obs, _ = envs.reset(seed=cfg.seed)
@@ -330,33 +331,32 @@ def train_ppo(cfg: PPOConfig, device: torch.device | str | None = None, progress
     for _update in bar:
         # 1. Rollout: T steps of N environments with the current policy (no gradients needed).
         truncated_at = []  # (t, env index, final observation) of time-limit truncations
-        with torch.no_grad():
-            for t in range(T):
-                obs = torch.as_tensor(next_obs, dtype=torch.float32, device=device)
-                action = policy.act(obs)
-                next_obs, reward, terminated, truncated, info = envs.step(action.cpu().numpy())
-                obs_buf[t], act_buf[t] = obs, action
-                rew_buf[t] = torch.as_tensor(reward, device=device)
-                done_buf[t] = torch.as_tensor(terminated | truncated, device=device)
-                res.env_steps += N
-                ep_return += reward
-                for i in np.flatnonzero(terminated | truncated):
-                    res.episode_returns.append(float(ep_return[i]))
-                    res.episode_steps.append(res.env_steps)
-                    ep_return[i] = 0.0
-                    if truncated[i] and not terminated[i]:
-                        truncated_at.append((t, i, info["final_obs"][i]))
-                    if _reached_target(res, cfg):
-                        res.solved_step, res.solved_time = res.env_steps, time.perf_counter() - start
-                        break
-                if res.solved_step is not None:
+        for t in range(T):
+            obs_buf[t] = next_obs
+            action = policy.act(torch.as_tensor(next_obs, dtype=torch.float32, device=device)).cpu().numpy()
+            next_obs, reward, terminated, truncated, info = envs.step(action)
+            act_buf[t], rew_buf[t], done_buf[t] = action, reward, terminated | truncated
+            res.env_steps += N
+            ep_return += reward
+            for i in np.flatnonzero(terminated | truncated):
+                res.episode_returns.append(float(ep_return[i]))
+                res.episode_steps.append(res.env_steps)
+                ep_return[i] = 0.0
+                if truncated[i] and not terminated[i]:
+                    truncated_at.append((t, i, info["final_obs"][i]))
+                if _reached_target(res, cfg):
+                    res.solved_step, res.solved_time = res.env_steps, time.perf_counter() - start
                     break
+            if res.solved_step is not None:
+                break
         if res.solved_step is not None:
             break
 
         # 2. Evaluate the whole rollout at once (the policy did not change while collecting it).
+        flat_obs = torch.tensor(obs_buf, device=device).reshape(batch, obs_dim)
+        flat_act = torch.tensor(act_buf, device=device).reshape(batch)
+        rewards, dones = torch.tensor(rew_buf, device=device), torch.tensor(done_buf, device=device)
         with torch.no_grad():
-            flat_obs, flat_act = obs_buf.reshape(batch, obs_dim), act_buf.reshape(batch)
             logp_old = policy.log_prob(flat_obs, flat_act)
             values = value_fn(flat_obs).reshape(T, N)
             last_value = value_fn(torch.as_tensor(next_obs, dtype=torch.float32, device=device))
@@ -364,10 +364,8 @@ def train_ppo(cfg: PPOConfig, device: torch.device | str | None = None, progress
                 # the episode did not end, the clock did: add what the final state was still worth
                 ts, idx, final_obs = zip(*truncated_at, strict=True)
                 final_obs = torch.as_tensor(np.stack(final_obs), dtype=torch.float32, device=device)
-                rew_buf[list(ts), list(idx)] += cfg.gamma * value_fn(final_obs)
-            advantages, returns = compute_gae(
-                rew_buf, values, done_buf, last_value, cfg.gamma, cfg.gae_lambda
-            )
+                rewards[list(ts), list(idx)] += cfg.gamma * value_fn(final_obs)
+            advantages, returns = compute_gae(rewards, values, dones, last_value, cfg.gamma, cfg.gae_lambda)
             advantages, returns, values = advantages.flatten(), returns.flatten(), values.flatten()
             res.explained_variance.append((1 - (returns - values).var() / returns.var()).item())
 

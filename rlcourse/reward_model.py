@@ -13,6 +13,19 @@ optional *reward centring* term ``c * mean((r_chosen + r_rejected)^2)`` pins the
 Conventions (TRL ``RewardTrainer``, trl 1.16): the margin is subtracted inside the logsigmoid; the
 centring term is added to the loss when its coefficient is set (TRL suggests 0.01); accuracy counts
 ``r_chosen > r_rejected`` (ties are wrong).
+
+Public API
+----------
+- Loss and metrics: ``bradley_terry_loss``, ``preference_accuracy``, ``preference_probability``,
+  ``calibration_curve``, ``expected_calibration_error``.
+- Toy (bandit arms with known utilities): ``simulate_preferences``, ``fit_bradley_terry``.
+- LM reward model (``rlcourse.lm.model.RewardModel``, score read at the last real token): ``encode_texts``
+  (``<bos> text <eos>``, left-padded: the layout of the policy's samples), ``score_texts``,
+  ``evaluate_pairs``, ``RewardModelConfig`` + ``train_reward_model`` (returns a history),
+  ``build_reward_model`` (SFT backbone + fresh head), ``train_review_reward_model`` (the chapter's recipe),
+  ``load_reward_model`` / ``reward_model_dir`` (the shipped ``data/reward_model``, sha256-checked).
+- ``python -m rlcourse.reward_model [--pairs N] [--epochs E] [--out DIR]`` retrains and saves the shipped
+  reward model (about 20-50 s on one CPU thread); rerun it whenever ``data/reviews`` is rebuilt.
 """
 
 from __future__ import annotations
@@ -106,7 +119,9 @@ def preference_accuracy(chosen_scores: torch.Tensor, rejected_scores: torch.Tens
     return (chosen_scores > rejected_scores).float().mean().item()
 
 
-def preference_probability(scores_a: torch.Tensor, scores_b: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+def preference_probability(
+    scores_a: torch.Tensor, scores_b: torch.Tensor, scale: float = 1.0
+) -> torch.Tensor:
     """Bradley-Terry probability that a is preferred to b: ``sigmoid((a - b) / scale)``. (B,), (B,) -> (B,)."""
     _check_pair_scores(scores_a, scores_b)
     if scale <= 0:
@@ -161,7 +176,9 @@ def fit_bradley_terry(
     w = torch.as_tensor(np.asarray(winners), dtype=torch.long)
     lo = torch.as_tensor(np.asarray(losers), dtype=torch.long)
     if w.ndim != 1 or w.shape != lo.shape or w.numel() == 0:
-        raise ValueError(f"winners and losers must be non-empty 1-D arrays of equal length, got {w.shape}, {lo.shape}")
+        raise ValueError(
+            f"winners and losers must be non-empty 1-D arrays of equal length, got {w.shape}, {lo.shape}"
+        )
     if int(torch.maximum(w, lo).max()) >= n_items or int(torch.minimum(w, lo).min()) < 0:
         raise ValueError(f"arm indices must lie in [0, {n_items}); got values outside")
     theta = torch.zeros(n_items, requires_grad=True)
@@ -192,10 +209,14 @@ def calibration_curve(
         dict of arrays, one entry per non-empty bin: ``"mean_predicted"``, ``"mean_target"``,
         ``"count"``, ``"bin_lo"``, ``"bin_hi"``.
     """
-    p = np.asarray(predicted.detach().cpu() if isinstance(predicted, torch.Tensor) else predicted, dtype=float)
+    p = np.asarray(
+        predicted.detach().cpu() if isinstance(predicted, torch.Tensor) else predicted, dtype=float
+    )
     t = np.asarray(target.detach().cpu() if isinstance(target, torch.Tensor) else target, dtype=float)
     if p.ndim != 1 or p.shape != t.shape or p.size == 0:
-        raise ValueError(f"predicted and target must be non-empty 1-D arrays of equal shape, got {p.shape}, {t.shape}")
+        raise ValueError(
+            f"predicted and target must be non-empty 1-D arrays of equal shape, got {p.shape}, {t.shape}"
+        )
     if p.min() < 0 or p.max() > 1:
         raise ValueError("predicted must hold probabilities in [0, 1]")
     if n_bins < 1:
@@ -227,7 +248,9 @@ def expected_calibration_error(curve: dict[str, np.ndarray]) -> float:
 REWARD_MODEL_DIR = "reward_model"  # under rlcourse.lm.model.data_dir()
 
 
-def encode_texts(tokenizer, texts: Sequence[str], device: torch.device | str | None = None, add_eos: bool = True):
+def encode_texts(
+    tokenizer, texts: Sequence[str], device: torch.device | str | None = None, add_eos: bool = True
+):
     """Tokenize whole texts as the policy writes them -- ``<bos> text <eos>`` -- and left-pad them.
 
     Returns:
@@ -449,8 +472,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         train_seconds=round(hist["seconds"][0], 2),
         command="python -m rlcourse.reward_model " + " ".join(argv or []),
     )
-    print(f"saved {out}: held-out accuracy {metrics['accuracy']:.3f}, loss {metrics['loss']:.3f}, "
-          f"{len(manifest['files'])} files, trained in {hist['seconds'][0]:.1f} s")
+    print(
+        f"saved {out}: held-out accuracy {metrics['accuracy']:.3f}, loss {metrics['loss']:.3f}, "
+        f"{len(manifest['files'])} files, trained in {hist['seconds'][0]:.1f} s"
+    )
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -41,8 +41,9 @@ from rlcourse.ppo import approx_kl, clipped_surrogate_loss, clipped_value_loss
 __all__ = [
     "PPOBatch",
     "RLHFConfig",
-        "critic_values",
+    "critic_values",
     "last_token_index",
+    "load_rlhf_models",
     "make_batch",
     "make_critic",
     "masked_whiten",
@@ -65,7 +66,9 @@ def _check_mask(mask: torch.Tensor, shape: torch.Size, name: str = "completion_m
     if not isinstance(mask, torch.Tensor):
         raise ValueError(f"{name} must be a torch.Tensor, got {type(mask).__name__}")
     if mask.shape != shape:
-        raise ValueError(f"{name} has shape {tuple(mask.shape)} but the per-token tensors have shape {tuple(shape)}")
+        raise ValueError(
+            f"{name} has shape {tuple(mask.shape)} but the per-token tensors have shape {tuple(shape)}"
+        )
     if mask.ndim != 2 or mask.shape[0] == 0 or mask.shape[1] == 0:
         raise ValueError(f"{name} must have shape (B, T) with B, T >= 1, got {tuple(mask.shape)}")
     m = mask.to(torch.float32) if mask.dtype == torch.bool else mask
@@ -91,7 +94,9 @@ def last_token_index(mask: torch.Tensor) -> torch.Tensor:
     return (T - 1) - torch.flip(m, dims=[1]).argmax(dim=1)
 
 
-def masked_whiten(x: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True, eps: float = 1e-8) -> torch.Tensor:
+def masked_whiten(
+    x: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True, eps: float = 1e-8
+) -> torch.Tensor:
     """Normalise ``x`` to mean 0, std 1 over the masked entries (TRL's ``masked_whiten``); zero elsewhere.
 
     (B, T), (B, T) -> (B, T). The variance is unbiased (N - 1), as in TRL.
@@ -179,7 +184,9 @@ def token_gae(
     m = _check_mask(completion_mask, rewards.shape).to(values.dtype)
     starts = (torch.diff(m, dim=1, prepend=torch.zeros_like(m[:, :1])) == 1).sum(dim=1)
     if torch.any(starts > 1):
-        raise ValueError("completion_mask must have one contiguous run of 1s per row (prompt | completion | pad)")
+        raise ValueError(
+            "completion_mask must have one contiguous run of 1s per row (prompt | completion | pad)"
+        )
     done = torch.zeros_like(m)
     rows = torch.arange(m.shape[0], device=m.device)
     done[rows, last_token_index(m)] = 1.0
@@ -210,14 +217,20 @@ class RLHFConfig:
     lr: float = 3e-4  # Adam learning rate of actor and critic (TRL: 3e-6 for billion-parameter models)
     max_grad_norm: float = 1.0  # global gradient-norm clip
     whiten_advantages: bool = True  # normalise advantages over the batch's completion tokens (TRL: yes)
-    missing_eos_penalty: float | None = 1.0  # subtracted from the score of rows without <eos> (TRL: None, i.e. off)
+    missing_eos_penalty: float | None = (
+        1.0  # subtracted from the score of rows without <eos> (TRL: None, i.e. off)
+    )
     seed: int = 0  # seeds prompt choice and sampling
 
 
 def sample_completions(policy, tokenizer, prompts: Sequence[str], cfg: RLHFConfig, generator=None) -> Rollout:
     """Step 1: sample one completion per prompt with the actor. Returns a Rollout with ``(B, T)`` tensors."""
     return generate(
-        policy, tokenizer, list(prompts), max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
+        policy,
+        tokenizer,
+        list(prompts),
+        max_new_tokens=cfg.max_new_tokens,
+        temperature=cfg.temperature,
         generator=generator,
     )
 
@@ -229,7 +242,9 @@ def rollout_logprobs(model, rollout: Rollout, temperature: float) -> torch.Tenso
 
 
 @torch.no_grad()
-def score_completions(reward_model, rollout: Rollout, missing_eos_penalty: float | None = None) -> torch.Tensor:
+def score_completions(
+    reward_model, rollout: Rollout, missing_eos_penalty: float | None = None
+) -> torch.Tensor:
     """Step 2a: the reward model's score of each whole sequence (read at its last real token), ``(B,)``.
 
     Rows that never emitted ``<eos>`` lose ``missing_eos_penalty`` when it is set (TRL's option).
@@ -257,14 +272,22 @@ def policy_ratio(
 
 
 def ppo_policy_loss(
-    logp_new: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor, clip_eps: float
+    logp_new: torch.Tensor,
+    old_logp: torch.Tensor,
+    advantages: torch.Tensor,
+    mask: torch.Tensor,
+    clip_eps: float,
 ) -> torch.Tensor:
     """Steps 6-7: ``mean over completion tokens of -min(r A, clip(r, 1-eps, 1+eps) A)`` (``rlcourse.ppo``)."""
     return clipped_surrogate_loss(logp_new, old_logp, advantages, clip_eps, mask=mask)
 
 
 def ppo_value_loss(
-    values_new: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor, clip_eps: float
+    values_new: torch.Tensor,
+    old_values: torch.Tensor,
+    returns: torch.Tensor,
+    mask: torch.Tensor,
+    clip_eps: float,
 ) -> torch.Tensor:
     """Step 8: ``0.5 mean max((V - R)^2, (V_old + clip(V - V_old, -eps, eps) - R)^2)`` with R = A + V_old."""
     return clipped_value_loss(values_new, old_values, returns, clip_eps, mask=mask)
@@ -293,7 +316,7 @@ class PPOBatch:
     old_values: torch.Tensor  # (B, T-1) V_old
     advantages: torch.Tensor  # (B, T-1) GAE advantages (whitened if configured), 0 off the mask
     returns: torch.Tensor  # (B, T-1) R = A + V_old (before whitening), 0 off the mask
-    kl: torch.Tensor = field(default=None)  # (B,) sum over tokens of logp - ref_logp
+    kl: torch.Tensor  # (B,) sum over tokens of logp - ref_logp (TRL's objective/kl per sequence)
 
 
 @torch.no_grad()
@@ -313,7 +336,9 @@ def make_batch(policy, reference, reward_model, critic, tokenizer, prompts, cfg:
     return PPOBatch(rollout, mask, old_logp, ref_logp, scores, rewards, old_values, advantages, returns, kl)
 
 
-def ppo_epochs(policy, critic, optimizer, batch: PPOBatch, cfg: RLHFConfig, generator=None) -> dict[str, float]:
+def ppo_epochs(
+    policy, critic, optimizer, batch: PPOBatch, cfg: RLHFConfig, generator=None
+) -> dict[str, float]:
     """Steps 5-9 repeated for ``cfg.ppo_epochs`` passes over the batch (step 10), in ``cfg.minibatches`` parts.
 
     Returns the mean over updates of ``policy_loss``, ``value_loss``, ``clipfrac`` (fraction of completion
@@ -322,8 +347,13 @@ def ppo_epochs(policy, critic, optimizer, batch: PPOBatch, cfg: RLHFConfig, gene
     B = batch.mask.shape[0]
     if cfg.minibatches < 1 or cfg.minibatches > B:
         raise ValueError(f"minibatches must be in [1, batch size {B}], got {cfg.minibatches}")
-    stats: dict[str, list[float]] = {"policy_loss": [], "value_loss": [], "clipfrac": [], "approx_kl": [],
-                                     "grad_norm": []}
+    stats: dict[str, list[float]] = {
+        "policy_loss": [],
+        "value_loss": [],
+        "clipfrac": [],
+        "approx_kl": [],
+        "grad_norm": [],
+    }
     policy.train()
     critic.train()
     for _ in range(cfg.ppo_epochs):
@@ -332,10 +362,13 @@ def ppo_epochs(policy, critic, optimizer, batch: PPOBatch, cfg: RLHFConfig, gene
             roll = _rows(batch.rollout, idx)
             m = batch.mask[idx]
             ratio, logp_new = policy_ratio(policy, roll, batch.old_logp[idx], cfg.temperature)  # 5
-            pg_loss = ppo_policy_loss(logp_new, batch.old_logp[idx], batch.advantages[idx], m, cfg.clip_eps)  # 6-7
+            pg_loss = ppo_policy_loss(
+                logp_new, batch.old_logp[idx], batch.advantages[idx], m, cfg.clip_eps
+            )  # 6-7
             values_new = critic_values(critic, roll)
-            vf_loss = ppo_value_loss(values_new, batch.old_values[idx], batch.returns[idx], m,
-                                     cfg.value_clip_eps)  # 8
+            vf_loss = ppo_value_loss(
+                values_new, batch.old_values[idx], batch.returns[idx], m, cfg.value_clip_eps
+            )  # 8
             norm = ppo_update(optimizer, pg_loss + cfg.vf_coef * vf_loss, cfg.max_grad_norm)  # 9
             with torch.no_grad():
                 clipped = ((ratio - 1.0).abs() > cfg.clip_eps).float()
@@ -352,10 +385,16 @@ def ppo_epochs(policy, critic, optimizer, batch: PPOBatch, cfg: RLHFConfig, gene
 def _rows(rollout: Rollout, idx: torch.Tensor) -> Rollout:
     """The rows ``idx`` of a rollout (tensors only; text fields are not needed for the update)."""
     return Rollout(
-        input_ids=rollout.input_ids[idx], attention_mask=rollout.attention_mask[idx],
-        completion_mask=rollout.completion_mask[idx], prompt_index=rollout.prompt_index[idx],
-        finished=rollout.finished[idx], prompts=rollout.prompts, completions=[], texts=[],
-        prompt_length=rollout.prompt_length, num_samples=rollout.num_samples,
+        input_ids=rollout.input_ids[idx],
+        attention_mask=rollout.attention_mask[idx],
+        completion_mask=rollout.completion_mask[idx],
+        prompt_index=rollout.prompt_index[idx],
+        finished=rollout.finished[idx],
+        prompts=rollout.prompts,
+        completions=[],
+        texts=[],
+        prompt_length=rollout.prompt_length,
+        num_samples=rollout.num_samples,
     )
 
 
@@ -374,6 +413,21 @@ def make_critic(model) -> ValueHeadModel:
     critic.requires_grad_(True)
     critic.to(next(backbone.parameters()).device)
     return critic
+
+
+def load_rlhf_models(device: torch.device | str | None = None, policy_name: str = "reviews"):
+    """The four models of chapter 07, ready for :func:`train_ppo`.
+
+    Returns:
+        ``(policy, reference, reward_model, critic, tokenizer)``: the shipped SFT model (trained), its frozen
+        copy, the shipped reward model of chapter 06 (``data/reward_model``, frozen) and :func:`make_critic`.
+    """
+    from rlcourse.lm.model import frozen_copy, load_model
+    from rlcourse.reward_model import load_reward_model
+
+    policy, tokenizer = load_model(policy_name, device)
+    reward_model, _ = load_reward_model(device=device)
+    return policy, frozen_copy(policy), reward_model, make_critic(policy), tokenizer
 
 
 # --------------------------------------------------------------------------------------------------
@@ -425,8 +479,20 @@ def train_ppo(
     reference.eval()
     params = [p for m in (policy, critic) for p in m.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=cfg.lr)
-    keys = ["step", "proxy_reward", "gold_reward", "kl", "time", "policy_loss", "value_loss", "clipfrac",
-            "approx_kl", "length", "finished", "samples"]
+    keys = [
+        "step",
+        "proxy_reward",
+        "gold_reward",
+        "kl",
+        "time",
+        "policy_loss",
+        "value_loss",
+        "clipfrac",
+        "approx_kl",
+        "length",
+        "finished",
+        "samples",
+    ]
     hist: dict[str, list] = {k: [] for k in keys}
     steps = range(cfg.total_batches)
     if progress:

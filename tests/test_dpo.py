@@ -14,6 +14,7 @@ from rlcourse.dpo import (
     dpo_loss,
     pair_batch,
     train_dpo,
+    trim_padding,
 )
 
 
@@ -168,3 +169,13 @@ def test_train_dpo_bad_input(tiny_model):
         train_dpo(model, tok, [], DPOConfig())
     with pytest.raises(ValueError, match="needs a task"):
         train_dpo(model, tok, PAIRS, DPOConfig(), eval_prompts=["1+1="])
+
+
+def test_trim_padding_drops_only_all_padding_columns():
+    ids = torch.tensor([[0, 0, 5, 6], [0, 7, 8, 9]])
+    attn = (ids != 0).long()
+    comp = torch.tensor([[0, 0, 0, 1], [0, 0, 1, 1]])
+    a, b, c = trim_padding((ids, attn, comp))
+    torch.testing.assert_close(a, ids[:, 1:])
+    torch.testing.assert_close(b, attn[:, 1:])
+    torch.testing.assert_close(c, comp[:, 1:])

@@ -98,6 +98,13 @@ def test_completion_mask_stops_at_eos(lm):
     assert roll.finished.any() and not roll.finished.all()
 
 
+def test_special_tokens_inside_a_completion_stay_visible(lm):
+    model, tok = lm
+    roll = generate(EosBiased(model, tok.bos_token_id, bias=50.0), tok, ["1+2="], max_new_tokens=2)
+    assert roll.completions == ["<bos><bos>"] and not roll.finished.any()
+    assert roll.texts == ["1+2=<bos><bos>"]
+
+
 def test_generation_is_reproducible_with_a_seed(lm):
     model, tok = lm
     a = generate(

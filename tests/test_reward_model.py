@@ -18,6 +18,7 @@ from rlcourse.reward_model import (
     fit_bradley_terry,
     preference_accuracy,
     preference_probability,
+    score_texts,
     simulate_preferences,
     train_reward_model,
 )
@@ -69,7 +70,9 @@ def test_bt_loss_only_differences_matter_without_centring():
 
 
 def test_accuracy_counts_ties_as_wrong_and_probability():
-    assert preference_accuracy(torch.tensor([1.0, 0.0, 2.0]), torch.tensor([0.0, 0.0, 3.0])) == pytest.approx(1 / 3)
+    assert preference_accuracy(torch.tensor([1.0, 0.0, 2.0]), torch.tensor([0.0, 0.0, 3.0])) == pytest.approx(
+        1 / 3
+    )
     p = preference_probability(torch.tensor([2.0]), torch.tensor([0.0]))
     assert p.item() == pytest.approx(1 / (1 + math.exp(-2)))
 
@@ -169,8 +172,9 @@ def test_train_reward_model_learns_a_simple_preference():
     for _ in range(96):
         n_good, n_bad = rng.integers(1, 3, size=2)
         pairs.append({"prompt": "x", "chosen": " good" * n_good, "rejected": " bad" * n_bad})
-    hist = train_reward_model(rm, tok, pairs[:64], RewardModelConfig(epochs=6, batch_size=16, lr=3e-3),
-                              eval_pairs=pairs[64:])
+    hist = train_reward_model(
+        rm, tok, pairs[:64], RewardModelConfig(epochs=6, batch_size=16, lr=3e-3), eval_pairs=pairs[64:]
+    )
     assert len(hist["loss"]) == 6 * 4 and len(hist["eval_accuracy"]) == 6
     assert hist["eval_accuracy"][-1] == 1.0
     assert hist["loss"][-1] < 0.3 < math.log(2)
@@ -184,3 +188,38 @@ def test_train_reward_model_bad_pairs():
         train_reward_model(rm, tok, [])
     with pytest.raises(ValueError, match="missing"):
         train_reward_model(rm, tok, [{"prompt": "a", "chosen": "b"}])
+
+
+# ----------------------------------------------------------------------------- the shipped reward model
+def test_shipped_reward_model_loads_and_matches_its_manifest():
+    from rlcourse.lm.model import verify_manifest
+    from rlcourse.reward_model import load_reward_model, reward_model_dir, score_texts
+
+    manifest = verify_manifest(reward_model_dir())
+    assert manifest["heldout"]["accuracy"] > 0.65 and manifest["train_pairs"] > 0
+    rm, tok = load_reward_model()
+    assert not any(p.requires_grad for p in rm.parameters())
+    s = score_texts(rm, tok, ["the food was amazing .", "the food was awful ."])
+    assert s[0] > s[1]
+
+
+def test_load_reward_model_errors(tmp_path):
+    import shutil
+
+    from rlcourse.reward_model import load_reward_model, reward_model_dir
+
+    with pytest.raises(FileNotFoundError, match="python -m rlcourse.reward_model"):
+        load_reward_model(tmp_path / "nope")
+    bad = tmp_path / "rm"
+    shutil.copytree(reward_model_dir(), bad)
+    with open(bad / "head.safetensors", "r+b") as f:
+        f.seek(-4, 2)
+        f.write(b"\x00\x01\x02\x03")
+    with pytest.raises(ValueError, match="corrupted"):
+        load_reward_model(bad)
+
+
+def test_score_texts_rejects_texts_longer_than_the_model():
+    rm, tok = _tiny_rm()
+    with pytest.raises(ValueError, match="positions"):
+        score_texts(rm, tok, ["a" * 200])

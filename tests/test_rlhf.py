@@ -61,8 +61,14 @@ def test_score_position_from_a_real_generated_rollout():
     model = GPT2LMHeadModel(tiny_gpt2_config(len(tok), n_embd=32, n_layer=1, n_head=2))
     with torch.no_grad():  # make <eos> likely so that rows finish at different lengths
         model.transformer.wte.weight[tok.eos_token_id] *= 4.0
-    roll = generate(model, tok, ["the food was", "a", "the view was nice"], max_new_tokens=12,
-                    num_samples=4, generator=torch.Generator().manual_seed(3))
+    roll = generate(
+        model,
+        tok,
+        ["the food was", "a", "the view was nice"],
+        max_new_tokens=12,
+        num_samples=4,
+        generator=torch.Generator().manual_seed(3),
+    )
     mask = shift_mask(roll.completion_mask)
     logp = torch.zeros(mask.shape)
     scores = torch.arange(1.0, len(roll) + 1)
@@ -75,7 +81,9 @@ def test_score_position_from_a_real_generated_rollout():
             assert tok_id == tok.eos_token_id, "a finished row's score must sit on its <eos>"
         else:
             assert cols[b] == mask.shape[1] - 1
-    assert len(set(roll.completion_lengths.tolist())) > 1, "rows of different lengths are the point of this test"
+    assert len(set(roll.completion_lengths.tolist())) > 1, (
+        "rows of different lengths are the point of this test"
+    )
 
 
 def _brute_force_row_gae(rewards, values, gamma, lam):
@@ -108,7 +116,9 @@ def test_token_gae_respects_the_completion_mask():
 
 def test_token_gae_lambda_one_gamma_one_is_reward_to_go_minus_value():
     mask = _left_padded_batch()
-    rewards = per_token_rewards(torch.tensor([1.0, -2.0, 0.5]), torch.zeros(3, 8), torch.zeros(3, 8), mask, 0.0)
+    rewards = per_token_rewards(
+        torch.tensor([1.0, -2.0, 0.5]), torch.zeros(3, 8), torch.zeros(3, 8), mask, 0.0
+    )
     values = torch.randn(3, 8)
     adv, ret = token_gae(rewards, values, mask, gamma=1.0, lam=1.0)
     # reward only at the end: every completion token's return is the sequence's score
@@ -150,8 +160,13 @@ def test_masked_whiten():
     ],
 )
 def test_per_token_rewards_bad_inputs(kwargs, match):
-    args = {"scores": torch.zeros(3), "logp": torch.zeros(3, 8), "ref_logp": torch.zeros(3, 8),
-            "completion_mask": _left_padded_batch(), "kl_coef": 0.1}
+    args = {
+        "scores": torch.zeros(3),
+        "logp": torch.zeros(3, 8),
+        "ref_logp": torch.zeros(3, 8),
+        "completion_mask": _left_padded_batch(),
+        "kl_coef": 0.1,
+    }
     args.update(kwargs)
     with pytest.raises(ValueError, match=match):
         per_token_rewards(**args)
@@ -162,3 +177,91 @@ def test_token_gae_bad_inputs():
         token_gae(torch.zeros(1, 4), torch.zeros(1, 4), torch.tensor([[1, 0, 1, 0]]))
     with pytest.raises(ValueError, match="same shape|shape"):
         token_gae(torch.zeros(1, 4), torch.zeros(1, 3), torch.ones(1, 4))
+
+
+# ----------------------------------------------------------------------------- the loop on the shipped models
+def _shipped():
+    from rlcourse.lm.model import frozen_copy, load_model
+    from rlcourse.reward_model import load_reward_model
+
+    policy, tok = load_model("reviews")
+    rm, _ = load_reward_model()
+    return policy, frozen_copy(policy), rm, tok
+
+
+def test_short_seeded_ppo_run_raises_the_proxy_reward():
+    from rlcourse.lm.tasks import ReviewTask
+    from rlcourse.rlhf import RLHFConfig, make_critic, train_ppo
+
+    torch.manual_seed(0)
+    policy, ref, rm, tok = _shipped()
+    task = ReviewTask()
+    cfg = RLHFConfig(total_batches=8, batch_size=16, max_new_tokens=40, kl_coef=0.05, seed=0)
+    hist = train_ppo(policy, ref, rm, make_critic(policy), tok, task.prompts(64), cfg, gold_fn=task.rewards)
+    keys = {
+        "step",
+        "proxy_reward",
+        "gold_reward",
+        "kl",
+        "time",
+        "policy_loss",
+        "value_loss",
+        "clipfrac",
+        "approx_kl",
+        "length",
+        "finished",
+        "samples",
+    }
+    assert keys <= set(hist) and all(len(hist[k]) == 8 for k in keys)
+    assert hist["kl"][0] == pytest.approx(0.0, abs=1e-5)  # the first batch is sampled by the reference itself
+    assert sum(hist["proxy_reward"][-3:]) / 3 > hist["proxy_reward"][0] + 0.3
+    assert hist["time"] == sorted(hist["time"])
+    # the reference and the reward model were not trained
+    policy2, ref2, rm2, _ = _shipped()
+    for a, b in zip(ref.parameters(), ref2.parameters(), strict=True):
+        assert torch.equal(a, b)
+    for a, b in zip(rm.parameters(), rm2.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_make_batch_shapes_and_first_ratio_is_one():
+    from rlcourse.lm.tasks import ReviewTask
+    from rlcourse.rlhf import RLHFConfig, make_batch, make_critic, policy_ratio
+
+    policy, ref, rm, tok = _shipped()
+    critic = make_critic(policy)
+    cfg = RLHFConfig(batch_size=6, max_new_tokens=20)
+    batch = make_batch(
+        policy, ref, rm, critic, tok, ReviewTask.prompts(6), cfg, torch.Generator().manual_seed(0)
+    )
+    B, T = batch.rollout.input_ids.shape
+    for t in (
+        batch.mask,
+        batch.old_logp,
+        batch.ref_logp,
+        batch.rewards,
+        batch.old_values,
+        batch.advantages,
+        batch.returns,
+    ):
+        assert t.shape == (B, T - 1)
+    assert batch.scores.shape == (B,) and batch.kl.shape == (B,)
+    assert torch.all(batch.old_values == 0)  # zero-initialised critic head
+    ratio, _ = policy_ratio(policy, batch.rollout, batch.old_logp, cfg.temperature)
+    torch.testing.assert_close(ratio[batch.mask == 1], torch.ones(int(batch.mask.sum())))
+
+
+def test_train_ppo_bad_inputs():
+    from rlcourse.rlhf import RLHFConfig, make_critic, ppo_epochs, train_ppo
+
+    policy, ref, rm, tok = _shipped()
+    with pytest.raises(ValueError, match="prompt_pool is empty"):
+        train_ppo(policy, ref, rm, make_critic(policy), tok, [], RLHFConfig(total_batches=1))
+    with pytest.raises(ValueError, match="minibatches"):
+        ppo_epochs(
+            policy,
+            make_critic(policy),
+            None,
+            type("B", (), {"mask": torch.ones(2, 3)})(),
+            RLHFConfig(minibatches=5),
+        )

@@ -27,9 +27,13 @@ def check_bt_loss(fn: Callable) -> CheckResult:
     g = torch.Generator().manual_seed(6)
     c, r = torch.randn(64, generator=g), torch.randn(64, generator=g)
     cases = [
-        Case("equal scores [0] vs [0]: log 2", (torch.tensor([0.0]), torch.tensor([0.0])), expected=math.log(2)),
         Case(
-            "chosen ahead by 2", (torch.tensor([2.0]), torch.tensor([0.0])), expected=math.log(1 + math.exp(-2.0))
+            "equal scores [0] vs [0]: log 2", (torch.tensor([0.0]), torch.tensor([0.0])), expected=math.log(2)
+        ),
+        Case(
+            "chosen ahead by 2",
+            (torch.tensor([2.0]), torch.tensor([0.0])),
+            expected=math.log(1 + math.exp(-2.0)),
         ),
         Case(
             "chosen behind by 3 (a confident mistake costs a lot)",
@@ -70,8 +74,11 @@ def check_bt_gradient(fn: Callable) -> CheckResult:
     cc = c.clone().requires_grad_(True)
     bradley_terry_loss(cc, r).backward()
     cases = [
-        Case("equal scores: -1/2 (a coin flip, half the push)", (torch.tensor([0.0]), torch.tensor([0.0])),
-             expected=[-0.5]),
+        Case(
+            "equal scores: -1/2 (a coin flip, half the push)",
+            (torch.tensor([0.0]), torch.tensor([0.0])),
+            expected=[-0.5],
+        ),
         Case(
             "two pairs: each gets 1/B of the push",
             (torch.tensor([0.0, 0.0]), torch.tensor([0.0, 0.0])),

@@ -35,12 +35,21 @@ def check_token_rewards(fn: Callable) -> CheckResult:
     only_scores = torch.zeros(3, 6)
     only_scores[0, 4], only_scores[1, 5], only_scores[2, 3] = 1.0, -2.0, 0.5
     cases = [
-        Case("no KL difference: the score sits on each row's LAST mask=1 column", (scores, zeros, zeros, m, 0.1),
-             expected=only_scores),
-        Case("zero scores: only the KL penalty, and only on completion tokens", (torch.zeros(3), logp, ref, m, 0.05),
-             expected=-0.05 * (logp - ref) * m),
-        Case("both together, kl_coef 0.2", (scores, logp, ref, m, 0.2),
-             expected=per_token_rewards(scores, logp, ref, m, 0.2)),
+        Case(
+            "no KL difference: the score sits on each row's LAST mask=1 column",
+            (scores, zeros, zeros, m, 0.1),
+            expected=only_scores,
+        ),
+        Case(
+            "zero scores: only the KL penalty, and only on completion tokens",
+            (torch.zeros(3), logp, ref, m, 0.05),
+            expected=-0.05 * (logp - ref) * m,
+        ),
+        Case(
+            "both together, kl_coef 0.2",
+            (scores, logp, ref, m, 0.2),
+            expected=per_token_rewards(scores, logp, ref, m, 0.2),
+        ),
         Case("kl_coef 0: the reward-model score alone", (scores, logp, ref, m, 0.0), expected=only_scores),
     ]
     return check(
@@ -60,14 +69,26 @@ def check_masked_ppo_loss(fn: Callable) -> CheckResult:
     adv = torch.randn(3, 6, generator=g)
     one = torch.ones(1, 1)
     cases = [
-        Case("ratio 1, A = 2 on one token: loss -2", (torch.zeros(1, 1), torch.zeros(1, 1), 2 * one, one, 0.2),
-             expected=-2.0),
-        Case("ratio e^0.5 > 1.2 with A > 0 is clipped to 1.2", (0.5 * one, torch.zeros(1, 1), one, one, 0.2),
-             expected=-1.2),
-        Case("ratio e^0.5 with A < 0 is NOT clipped (pessimistic min)", (0.5 * one, torch.zeros(1, 1), -one, one, 0.2),
-             expected=float(torch.exp(torch.tensor(0.5)))),
-        Case("random tokens: mean over the 9 completion tokens only", (new, old, adv, m, 0.2),
-             expected=float(clipped_surrogate_loss(new, old, adv, 0.2, mask=m))),
+        Case(
+            "ratio 1, A = 2 on one token: loss -2",
+            (torch.zeros(1, 1), torch.zeros(1, 1), 2 * one, one, 0.2),
+            expected=-2.0,
+        ),
+        Case(
+            "ratio e^0.5 > 1.2 with A > 0 is clipped to 1.2",
+            (0.5 * one, torch.zeros(1, 1), one, one, 0.2),
+            expected=-1.2,
+        ),
+        Case(
+            "ratio e^0.5 with A < 0 is NOT clipped (pessimistic min)",
+            (0.5 * one, torch.zeros(1, 1), -one, one, 0.2),
+            expected=float(torch.exp(torch.tensor(0.5))),
+        ),
+        Case(
+            "random tokens: mean over the 9 completion tokens only",
+            (new, old, adv, m, 0.2),
+            expected=float(clipped_surrogate_loss(new, old, adv, 0.2, mask=m)),
+        ),
     ]
 
     def as_float(*args):

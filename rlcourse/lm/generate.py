@@ -16,7 +16,8 @@ Public API
 - ``Rollout`` (dataclass): ``input_ids (B, T)``, ``attention_mask (B, T)``, ``completion_mask (B, T)`` (1 on
   generated tokens up to and including ``<eos>``; 0 on prompt, left padding and after ``<eos>``),
   ``prompt_index (B,)`` (row -> index into ``prompts``), ``finished (B,)`` bool (emitted ``<eos>``),
-  ``prompts`` (the unique prompts), ``completions`` (generated text per row, specials dropped), ``texts``
+  ``prompts`` (the unique prompts), ``completions`` (generated text per row without its ``<eos>``; any other
+  special token stays visible, e.g. ``"6<bos>8"``, so a reward rule cannot be fooled by it), ``texts``
   (prompt + completion per row), ``prompt_length`` (``P``), ``num_samples``; properties ``row_prompts``,
   ``completion_lengths (B,)``.
 - ``generate(model, tokenizer, prompts, max_new_tokens=8, temperature=1.0, top_k=None, num_samples=1,
@@ -177,7 +178,8 @@ def generate(
     completions = []
     for row, m in zip(gen.tolist(), gen_mask.tolist(), strict=True):
         ids = [t for t, keep in zip(row, m, strict=True) if keep and t != eos]
-        completions.append(tokenizer.decode(ids, skip_special_tokens=True))
+        # keep other special tokens visible: a stray <bos> inside an answer must not be silently dropped
+        completions.append(tokenizer.decode(ids, skip_special_tokens=False))
     texts = [prompts[i] + c for i, c in zip(prompt_index.tolist(), completions, strict=True)]
     return Rollout(
         input_ids=input_ids,

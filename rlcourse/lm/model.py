@@ -205,6 +205,8 @@ def _resolve(name_or_path: str | Path) -> tuple[str, bool]:
         return str(folder), True
     path = Path(name).expanduser()
     if path.is_dir():
+        if (path / MANIFEST).is_file():
+            verify_manifest(path)
         return str(path), True
     if path.exists():
         raise ValueError(f"{path} is a file; pass the folder that holds config.json and the weights")
@@ -227,7 +229,7 @@ def load_model(name_or_path: str | Path = "arithmetic", device: torch.device | s
 
     Args:
         name_or_path: a shipped name (``"arithmetic"``, ``"reviews"``; files checked against the manifest's
-            sha256), a local Hugging Face model folder, or a hub id such as ``"gpt2"`` (downloads; needs a
+            sha256), a local Hugging Face model folder (checked too if it has a ``manifest.json``), or a hub id such as ``"gpt2"`` (downloads; needs a
             network connection).
         device: where to put the model (default: the CPU).
 
