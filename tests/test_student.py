@@ -158,11 +158,20 @@ def _by_notebook():
 
 
 NB_PARAMS = _by_notebook()
-EXERCISES = [
-    pytest.param(p.values[1], ex, id=f"{p.id}:{ex.name}")
-    for p in NB_PARAMS
-    for ex in find_exercises(p.values[1], p.id)
-]
+
+
+def _exercise_params():
+    out = []
+    for p in NB_PARAMS:
+        try:
+            found = find_exercises(p.values[1], p.id)
+        except SyntaxError:  # reported by test_chapter_has_exercises_quiz_and_summary, not at collection
+            continue
+        out += [pytest.param(p.values[1], ex, id=f"{p.id}:{ex.name}") for ex in found]
+    return out
+
+
+EXERCISES = _exercise_params()
 
 
 # --------------------------------------------------------------------------- the transform
