@@ -23,8 +23,9 @@ gold score (:meth:`ReviewTask.gold_score`) is built so a learned proxy can be ov
 - length costs: ``-0.3`` per clause beyond the second;
 - ungrammatical text scores ``-1`` (a reader who cannot parse a review does not like it).
 
-A reward model trained on pairs of short grammatical reviews tends to learn "more positive words is
-better" and keeps rewarding long, repetitive, or broken text that the gold scorer punishes.
+The intent: a reward model trained on pairs of short grammatical reviews can learn "more positive words is
+better" and keep rewarding long, repetitive or broken text that the gold scorer punishes -- a measurable
+over-optimisation of a learned proxy (chapters 06-07 measure it).
 
 Public API
 ----------
