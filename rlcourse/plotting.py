@@ -101,7 +101,7 @@ def plot_curves(
         else:
             lo, hi = max(x[0] for x in xs), min(x[-1] for x in xs)
             grid = np.linspace(lo, hi, n_points) if hi > lo else np.array([lo])
-            mat = np.stack([np.interp(grid, x, y) for x, y in zip(xs, ys)])
+            mat = np.stack([np.interp(grid, x, y) for x, y in zip(xs, ys, strict=True)])
         color = COLORS[i % len(COLORS)]
         mean = mat.mean(axis=0)
         ax.plot(grid, mean, color=color, label=f"{label} (n={len(ys)})")
