@@ -12,7 +12,7 @@ help:
 	@echo "make lab      - install (first time) and open the course in JupyterLab"
 	@echo "make test     - ruff, unit tests, every notebook (nbmake) and the browser test"
 	@echo "make student  - write student copies (solutions removed) to student/"
-	@echo "make data     - rebuild the shipped tiny language models in data/ (slow)"
+	@echo "make data     - rebuild the shipped tiny models and reward model in data/ (~5 min)"
 	@echo "make bench    - run the benchmarks in benchmarks/"
 
 $(STAMP): pyproject.toml constraints.txt
@@ -49,6 +49,7 @@ student: install
 
 data: install
 	$(BIN)/python -m rlcourse.lm.sft --all
+	$(BIN)/python -m rlcourse.reward_model
 
 bench: install
 	$(BIN)/python -m pip install -c constraints.txt -e ".[bench]"

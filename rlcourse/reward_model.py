@@ -470,7 +470,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         config=asdict(cfg),
         heldout=metrics,
         train_seconds=round(hist["seconds"][0], 2),
-        command="python -m rlcourse.reward_model " + " ".join(argv or []),
+        command=" ".join(["python -m rlcourse.reward_model", *(argv or [])]),
     )
     print(
         f"saved {out}: held-out accuracy {metrics['accuracy']:.3f}, loss {metrics['loss']:.3f}, "
