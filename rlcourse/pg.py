@@ -246,6 +246,15 @@ class TrainHistory:
     update_mean_return: list[float] = field(default_factory=list)
     seconds: float = 0.0
 
+    def record(self, batch: EpisodeBatch, steps: int) -> int:
+        """Log a batch's episodes and mean return; returns the env-step count after the batch."""
+        for n, r in zip(batch.lengths, batch.returns, strict=True):
+            steps += n
+            self.episode_returns.append(r)
+            self.episode_end_steps.append(steps)
+        self.update_mean_return.append(float(np.mean(batch.returns)))
+        return steps
+
 
 def policy_weights(batch: EpisodeBatch, cfg: ReinforceConfig, value_fn: ValueNet | None) -> torch.Tensor:
     """The weight Psi_t of every step ``(T,)``, as chosen by ``cfg`` (see :class:`ReinforceConfig`)."""
@@ -277,11 +286,7 @@ def train_reinforce(cfg: ReinforceConfig, progress: bool = False) -> tuple[Categ
         it = tqdm(it, desc=f"REINFORCE seed {cfg.seed}", leave=False)
     for i in it:
         batch = collect_episodes(envs, policy, seed=cfg.seed if i == 0 else None)
-        for n, r in zip(batch.lengths, batch.returns, strict=True):
-            steps += n
-            hist.episode_returns.append(r)
-            hist.episode_end_steps.append(steps)
-        hist.update_mean_return.append(float(np.mean(batch.returns)))
+        steps = hist.record(batch, steps)
         # 1) policy step on the weights computed with the *current* baseline
         weights = policy_weights(batch, cfg, value_fn)
         loss = reinforce_loss(policy.log_prob(batch.obs, batch.actions), weights)

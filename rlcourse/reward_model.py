@@ -258,18 +258,14 @@ def encode_texts(
         layout (``<bos>`` prompt completion ``<eos>``), so the reward model reads its score at the same kind
         of token in training and in PPO.
     """
+    from rlcourse.lm.tokenizer import left_pad
+
     if isinstance(texts, str) or len(texts) == 0:
         raise ValueError("texts must be a non-empty list of strings")
     rows = [tokenizer(t, add_special_tokens=True)["input_ids"] for t in texts]
     if add_eos:
         rows = [r + [tokenizer.eos_token_id] for r in rows]
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), tokenizer.pad_token_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, r in enumerate(rows):
-        ids[i, width - len(r) :] = torch.tensor(r, dtype=torch.long)
-        mask[i, width - len(r) :] = 1
-    return ids.to(device), mask.to(device)
+    return left_pad(rows, tokenizer.pad_token_id, device)
 
 
 def _pair_texts(pairs: Sequence[dict]) -> tuple[list[str], list[str]]:

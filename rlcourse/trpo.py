@@ -20,12 +20,11 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 from torch import nn
 
 from rlcourse.device import get_device
-from rlcourse.pg import collect_episodes, fit_value, make_envs, reward_to_go
+from rlcourse.pg import TrainHistory, collect_episodes, fit_value, make_envs, reward_to_go
 from rlcourse.policies import CategoricalPolicy, ValueNet
 
 # ----------------------------------------------------------------------------- flat parameters
@@ -303,17 +302,13 @@ def trpo_step(policy: CategoricalPolicy, batch: PolicyBatch, cfg: TRPOConfig) ->
 
 
 @dataclass
-class TRPOHistory:
-    """One entry per finished episode, and per update: KL, acceptance, seconds."""
+class TRPOHistory(TrainHistory):
+    """REINFORCE's :class:`~rlcourse.pg.TrainHistory`, plus per update: KL, acceptance, tries, seconds."""
 
-    episode_returns: list[float] = field(default_factory=list)
-    episode_end_steps: list[int] = field(default_factory=list)
-    update_mean_return: list[float] = field(default_factory=list)
     update_kl: list[float] = field(default_factory=list)
     update_accepted: list[float] = field(default_factory=list)
     update_tries: list[float] = field(default_factory=list)
     update_seconds: list[float] = field(default_factory=list)
-    seconds: float = 0.0
 
 
 def normalize(x: torch.Tensor) -> torch.Tensor:
@@ -338,11 +333,7 @@ def train_trpo(cfg: TRPOConfig, progress: bool = False) -> tuple[CategoricalPoli
         it = tqdm(it, desc=f"{cfg.update} seed {cfg.seed}", leave=False)
     for i in it:
         ep = collect_episodes(envs, policy, seed=cfg.seed if i == 0 else None)
-        for n, r in zip(ep.lengths, ep.returns, strict=True):
-            steps += n
-            hist.episode_returns.append(r)
-            hist.episode_end_steps.append(steps)
-        hist.update_mean_return.append(float(np.mean(ep.returns)))
+        steps = hist.record(ep, steps)
         rtg = reward_to_go(ep.rewards, ep.dones, cfg.gamma)
         with torch.no_grad():
             adv = normalize(rtg - value_fn(ep.obs))

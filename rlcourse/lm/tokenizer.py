@@ -78,8 +78,20 @@ def encode_prompts(
         raise ValueError(
             "a prompt encodes to zero tokens; give every prompt at least one character or a <bos>"
         )
+    return left_pad(rows, tokenizer.pad_token_id, device)
+
+
+def left_pad(
+    rows: Sequence[Sequence[int]], pad_token_id: int, device: torch.device | str | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Left-pad lists of token ids into ``input_ids (B, W)`` and ``attention_mask (B, W)`` (long).
+
+    ``W`` is the longest row; padding goes on the left so every row ends in column ``W - 1``.
+    """
+    if len(rows) == 0:
+        raise ValueError("no rows to pad; pass at least one sequence of token ids")
     width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), tokenizer.pad_token_id, dtype=torch.long)
+    ids = torch.full((len(rows), width), pad_token_id, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
     for i, r in enumerate(rows):
         ids[i, width - len(r) :] = torch.tensor(r, dtype=torch.long)
