@@ -6,9 +6,12 @@ bonus, separate 64-64 tanh policy and value networks) and one torch thread. For 
 env steps and wall seconds until the mean return of the last 20 episodes first reaches 475.
 
 Both implement the same algorithm with the same settings, so their env steps to the target follow the
-same distribution, with a long tail: three seeds (the default) cannot separate them. ``--seeds 10``
-gives a steadier picture; the last line also prints the CPU time per env step, the cost of an
-implementation independent of how lucky a seed was.
+same distribution, with a long tail: three seeds (the default) cannot separate them. Seed s seeds env i
+with s + i and torch with s in both, but that does not pair the runs: the two libraries draw their
+initial weights in a different order, and even from identical weights (checked: one update agrees to
+~1e-7) rounding differences grow through Adam's steps until the runs part ways after a few thousand env
+steps. ``--seeds 10`` gives a steadier picture; the last lines also print the wall and CPU time per env
+step, the cost of an implementation independent of how lucky a seed was.
 
 Timing is fair to both: the first ``torch.optim.Adam()`` of a process costs ~1 s of lazy imports,
 so one throwaway Adam is created before either library is timed; each timed region then covers
@@ -117,17 +120,21 @@ def main() -> None:
             medians[name] = [statistics.median(col) for col in zip(*done, strict=True)]
             steps, wall, cpu = medians[name]
             print(f"{name:8s} median: env steps {steps:8.0f}  wall {wall:6.2f} s  cpu {cpu:6.2f} s")
-    per_step = {}
+    per_step = {}  # name -> (wall, CPU) microseconds per env step over all seeds that reached the target
     for name, rows in runs.items():
         done = [r for r in rows if r[0] is not None]
         if done:
-            per_step[name] = sum(r[2] for r in done) / sum(r[0] for r in done) * 1e6
-            print(f"{name:8s} CPU time per env step (all seeds): {per_step[name]:6.1f} us")
+            steps = sum(r[0] for r in done)
+            per_step[name] = (sum(r[1] for r in done) / steps * 1e6, sum(r[2] for r in done) / steps * 1e6)
+            print(
+                f"{name:8s} per env step (all seeds): wall {per_step[name][0]:6.1f} us  cpu {per_step[name][1]:6.1f} us"
+            )
     if len(medians) == 2:
         (s1, w1, c1), (s2, w2, c2) = medians["rlcourse"], medians["sb3"]
+        (pw1, pc1), (pw2, pc2) = per_step["rlcourse"], per_step["sb3"]
         print(
-            f"ratio rlcourse/sb3: env steps {s1 / s2:.2f}x, wall time {w1 / w2:.2f}x, cpu time {c1 / c2:.2f}x, "
-            f"cpu time per env step {per_step['rlcourse'] / per_step['sb3']:.2f}x"
+            f"ratio rlcourse/sb3: env steps {s1 / s2:.2f}x, wall time {w1 / w2:.2f}x, cpu time {c1 / c2:.2f}x; "
+            f"per env step: wall {pw1 / pw2:.2f}x, cpu {pc1 / pc2:.2f}x"
         )
 
 

@@ -1,12 +1,17 @@
 """PPO losses (rlcourse.ppo) against hand-computed values and CleanRL's formulas; a short training run."""
 
+import copy
 import math
 
 import pytest
 import torch
+from torch import nn
 
+from rlcourse.policies import CategoricalPolicy, ValueNet
 from rlcourse.ppo import (
     PPOConfig,
+    _flat_parameters,
+    _own_storage,
     adaptive_kl_beta,
     approx_kl,
     clipped_surrogate_loss,
@@ -159,3 +164,44 @@ def test_steps_to_reach_matches_early_stopping():
     assert stopped.solved_step is not None
     assert full.steps_to_reach(40.0, n=5) == stopped.solved_step
     assert full.steps_to_reach(1e9) is None
+
+
+def test_flat_parameter_steps_equal_clip_grad_norm_and_adam_per_tensor():
+    # train_ppo's gradient step on one flat tensor == clip_grad_norm_ + Adam over the dozen separate tensors
+    torch.manual_seed(0)
+    nets_a = (CategoricalPolicy(4, 2, (8, 8)), ValueNet(4, (8, 8)))
+    nets_b = copy.deepcopy(nets_a)
+    params_a = [p for m in nets_a for p in m.parameters()]
+    opt_a = torch.optim.Adam(params_a, lr=1e-2, eps=1e-5)
+    flat = _flat_parameters(*nets_b)
+    opt_b = torch.optim.Adam([flat], lr=1e-2, eps=1e-5)
+    assert flat.shape == (sum(p.numel() for p in params_a),)
+    for _ in range(3):
+        obs, actions, targets = torch.randn(16, 4), torch.randint(0, 2, (16,)), 10 * torch.randn(16)
+
+        def loss(pi, vf, obs=obs, actions=actions, targets=targets):
+            return -pi.log_prob(obs, actions).mean() + ((vf(obs) - targets) ** 2).mean()
+
+        opt_a.zero_grad()
+        loss(*nets_a).backward()
+        norm_a = nn.utils.clip_grad_norm_(params_a, 0.5)
+        opt_a.step()
+        flat.grad.zero_()
+        loss(*nets_b).backward()
+        norm_b = flat.grad.norm()
+        flat.grad.mul_((0.5 / (norm_b + 1e-6)).clamp(max=1.0))
+        opt_b.step()
+        assert norm_a > 0.5  # the clipping was exercised
+        torch.testing.assert_close(norm_b, norm_a)
+        for p, q in zip(params_a, (p for m in nets_b for p in m.parameters()), strict=True):
+            torch.testing.assert_close(q, p)
+    _own_storage(*nets_b)
+    storages = {p.untyped_storage().data_ptr() for m in nets_b for p in m.parameters()}
+    assert len(storages) == len(params_a)  # each parameter owns its memory again
+    assert all(p.grad is None for m in nets_b for p in m.parameters())
+
+
+def test_trained_networks_own_their_parameters():
+    res = train_ppo(PPOConfig(seed=0, total_timesteps=512))
+    params = [*res.policy.parameters(), *res.value_fn.parameters()]
+    assert len({p.untyped_storage().data_ptr() for p in params}) == len(params)
