@@ -36,7 +36,7 @@ lint: install
 # One pytest run: unit tests, the browser test and every notebook, two at a time (one CPU thread each).
 test: install browser-deps lint
 	RLCOURSE_STRICT_CHECKS=1 $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup \
-		--nbmake --nbmake-timeout=900 tests notebooks
+		--nbmake --nbmake-timeout=900 --durations=15 tests notebooks
 
 unit: install
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) tests
