@@ -327,6 +327,7 @@ def train_reward_model(
     train_pairs: Sequence[dict],
     config: RewardModelConfig | None = None,
     eval_pairs: Sequence[dict] | None = None,
+    progress: bool = False,
 ) -> dict[str, list[float]]:
     """Fit a :class:`rlcourse.lm.model.RewardModel` to preference pairs with the Bradley-Terry loss.
 
@@ -337,6 +338,7 @@ def train_reward_model(
             scored is ``prompt + chosen`` (+ ``<eos>``).
         config: :class:`RewardModelConfig`.
         eval_pairs: optional held-out pairs, evaluated after every epoch.
+        progress: show a progress bar over epochs (tqdm.auto).
 
     Returns:
         history dict: per step ``"loss"`` and ``"accuracy"`` (training batch); per epoch ``"eval_accuracy"``
@@ -353,7 +355,12 @@ def train_reward_model(
     hist: dict[str, list[float]] = {"loss": [], "accuracy": [], "eval_accuracy": [], "eval_loss": []}
     t0 = time.perf_counter()
     reward_model.train()
-    for _ in range(cfg.epochs):
+    epochs = range(cfg.epochs)
+    if progress:
+        from tqdm.auto import tqdm
+
+        epochs = tqdm(epochs, desc="reward model epochs", leave=False)
+    for _ in epochs:
         order = torch.randperm(n, generator=gen).to(device)
         for start in range(0, n, cfg.batch_size):
             idx = order[start : start + cfg.batch_size]
@@ -392,7 +399,7 @@ def build_reward_model(base: str = "reviews", device: torch.device | str | None 
 
     backbone, tokenizer = load_model(base, device)
     torch.manual_seed(0)  # the head's initialisation
-    rm = RewardModel(backbone).to(device if device is not None else "cpu")
+    rm = RewardModel(backbone).to(next(backbone.parameters()).device)
     return rm, tokenizer
 
 
