@@ -16,7 +16,9 @@ from transformers import GPT2Config, GPT2LMHeadModel
 def time_steps(threads: int, steps: int = 30, batch: int = 16, seq: int = 32) -> float:
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    cfg = GPT2Config(vocab_size=64, n_positions=64, n_embd=64, n_layer=2, n_head=4, activation_function="gelu")
+    cfg = GPT2Config(
+        vocab_size=64, n_positions=64, n_embd=64, n_layer=2, n_head=4, activation_function="gelu"
+    )
     model = GPT2LMHeadModel(cfg)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     ids = torch.randint(0, 64, (batch, seq))
@@ -39,9 +41,15 @@ def _spin(seconds: float) -> None:
 if __name__ == "__main__":
     import multiprocessing as mp
 
-    n_params = sum(p.numel() for p in GPT2LMHeadModel(
-        GPT2Config(vocab_size=64, n_positions=64, n_embd=64, n_layer=2, n_head=4)).parameters())
-    print(f"GPT-2 with {n_params:,} parameters, batch 16 x 32 tokens, torch {torch.__version__}, {os.cpu_count()} cores")
+    n_params = sum(
+        p.numel()
+        for p in GPT2LMHeadModel(
+            GPT2Config(vocab_size=64, n_positions=64, n_embd=64, n_layer=2, n_head=4)
+        ).parameters()
+    )
+    print(
+        f"GPT-2 with {n_params:,} parameters, batch 16 x 32 tokens, torch {torch.__version__}, {os.cpu_count()} cores"
+    )
     base = None
     for t in range(1, (os.cpu_count() or 1) + 1):
         ms = time_steps(t)

@@ -41,6 +41,7 @@ import torch.nn.functional as F
 
 from rlcourse.lm.generate import generate
 from rlcourse.lm.logprobs import shift_mask, token_logprobs
+from rlcourse.progress import progress_bar
 
 LOSS_TYPES = ("sigmoid", "ipo", "hinge")
 
@@ -380,11 +381,7 @@ def train_dpo(
 
     policy.eval()  # dropout off while training, as TRL's disable_dropout=True (the course's models have none)
     evaluate(0)
-    steps = range(cfg.steps)
-    if progress:
-        from tqdm.auto import tqdm
-
-        steps = tqdm(steps, desc=f"DPO beta={cfg.beta:g} nll={cfg.nll_weight:g}")
+    steps = progress_bar(range(cfg.steps), progress, f"DPO beta={cfg.beta:g} nll={cfg.nll_weight:g}")
     elapsed = 0.0
     for step in steps:
         t0 = time.perf_counter()

@@ -39,6 +39,7 @@ import torch
 from rlcourse.lm.generate import Rollout, generate
 from rlcourse.lm.kl import kl_k3
 from rlcourse.lm.logprobs import shift_mask, token_logprobs
+from rlcourse.progress import progress_bar
 
 LOSS_TYPES = ("grpo", "bnpo", "dr_grpo")
 
@@ -434,11 +435,7 @@ def train_grpo(
             hist["eval_accuracy"].append(task.accuracy(policy, tokenizer, list(eval_prompts)))
 
     evaluate(0)
-    steps = range(cfg.steps)
-    if progress:
-        from tqdm.auto import tqdm
-
-        steps = tqdm(steps, desc=f"GRPO ({cfg.loss_type})")
+    steps = progress_bar(range(cfg.steps), progress, f"GRPO ({cfg.loss_type})")
     elapsed = 0.0
     for step in steps:
         if device.type == "cuda":

@@ -26,6 +26,7 @@ import torch
 
 from rlcourse.device import get_device
 from rlcourse.policies import CategoricalPolicy, ValueNet
+from rlcourse.progress import progress_bar
 
 # ----------------------------------------------------------------------------- returns
 
@@ -279,11 +280,7 @@ def train_reinforce(cfg: ReinforceConfig, progress: bool = False) -> tuple[Categ
     value_fn = ValueNet(obs_dim, cfg.hidden).to(device) if cfg.use_baseline else None
     vf_opt = torch.optim.Adam(value_fn.parameters(), lr=cfg.vf_lr) if value_fn is not None else None
     hist, steps, t0 = TrainHistory(), 0, time.perf_counter()
-    it = range(cfg.iterations)
-    if progress:
-        from tqdm.auto import tqdm
-
-        it = tqdm(it, desc=f"REINFORCE seed {cfg.seed}", leave=False)
+    it = progress_bar(range(cfg.iterations), progress, f"REINFORCE seed {cfg.seed}")
     for i in it:
         batch = collect_episodes(envs, policy, seed=cfg.seed if i == 0 else None)
         steps = hist.record(batch, steps)

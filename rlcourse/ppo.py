@@ -21,7 +21,6 @@ gymnasium environments, with Stable-Baselines3's choices where they differ (see 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import gymnasium as gym
@@ -33,6 +32,7 @@ from torch import nn
 from rlcourse.device import get_device
 from rlcourse.gae import compute_gae
 from rlcourse.policies import CategoricalPolicy, ValueNet
+from rlcourse.progress import progress_bar
 
 __all__ = [
     "PPOConfig",
@@ -329,7 +329,7 @@ def train_ppo(cfg: PPOConfig, device: torch.device | str | None = None, progress
     beta = cfg.beta_init
     next_obs, _ = envs.reset(seed=cfg.seed)
     n_updates = max(1, cfg.total_timesteps // batch)
-    bar = _progress(range(n_updates), progress)
+    bar = progress_bar(range(n_updates), progress, "PPO updates")
     for _update in bar:
         # 1. Rollout: T steps of N environments with the current policy (no gradients needed).
         truncated_at = []  # (t, env index, final observation) of time-limit truncations
@@ -457,11 +457,3 @@ def _reached_target(res: PPOResult, cfg: PPOConfig) -> bool:
         and len(res.episode_returns) >= cfg.window
         and res.last_mean(cfg.window) >= cfg.target_return
     )
-
-
-def _progress(it: Iterable, show: bool) -> Iterable:
-    if not show:
-        return it
-    from tqdm.auto import tqdm
-
-    return tqdm(it, desc="PPO updates", leave=False)

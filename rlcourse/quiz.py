@@ -53,8 +53,9 @@ def show_quiz(questions: Sequence[Question], title: str = "Self-check quiz") -> 
         return
     boxes = [w.HTML(f"<h4>{title}</h4>")]
     for i, q in enumerate(questions, 1):
-        radio = w.RadioButtons(options=[(o, k) for k, o in enumerate(q.options)], value=None,
-                               layout=w.Layout(width="auto"))
+        radio = w.RadioButtons(
+            options=[(o, k) for k, o in enumerate(q.options)], value=None, layout=w.Layout(width="auto")
+        )
         out = w.HTML("")
         button = w.Button(description="Check", button_style="info")
 

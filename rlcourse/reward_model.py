@@ -39,6 +39,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from rlcourse.progress import progress_bar
+
 __all__ = [
     "bradley_terry_loss",
     "preference_accuracy",
@@ -355,11 +357,7 @@ def train_reward_model(
     hist: dict[str, list[float]] = {"loss": [], "accuracy": [], "eval_accuracy": [], "eval_loss": []}
     t0 = time.perf_counter()
     reward_model.train()
-    epochs = range(cfg.epochs)
-    if progress:
-        from tqdm.auto import tqdm
-
-        epochs = tqdm(epochs, desc="reward model epochs", leave=False)
+    epochs = progress_bar(range(cfg.epochs), progress, "reward model epochs")
     for _ in epochs:
         order = torch.randperm(n, generator=gen).to(device)
         for start in range(0, n, cfg.batch_size):

@@ -37,6 +37,7 @@ from rlcourse.lm.generate import Rollout, generate
 from rlcourse.lm.logprobs import masked_mean, shift_mask, token_logprobs
 from rlcourse.lm.model import ValueHeadModel
 from rlcourse.ppo import approx_kl, clipped_surrogate_loss, clipped_value_loss
+from rlcourse.progress import progress_bar
 
 __all__ = [
     "PPOBatch",
@@ -494,11 +495,7 @@ def train_ppo(
         "samples",
     ]
     hist: dict[str, list] = {k: [] for k in keys}
-    steps = range(cfg.total_batches)
-    if progress:
-        from tqdm.auto import tqdm
-
-        steps = tqdm(steps, desc=f"PPO kl_coef={cfg.kl_coef:g}")
+    steps = progress_bar(range(cfg.total_batches), progress, f"PPO kl_coef={cfg.kl_coef:g}")
     t0 = time.perf_counter()
     for step in steps:
         prompts = [prompt_pool[i] for i in rng.integers(0, len(prompt_pool), cfg.batch_size)]

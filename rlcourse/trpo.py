@@ -26,6 +26,7 @@ from torch import nn
 from rlcourse.device import get_device
 from rlcourse.pg import TrainHistory, collect_episodes, fit_value, make_envs, reward_to_go
 from rlcourse.policies import CategoricalPolicy, ValueNet
+from rlcourse.progress import progress_bar
 
 # ----------------------------------------------------------------------------- flat parameters
 
@@ -326,11 +327,7 @@ def train_trpo(cfg: TRPOConfig, progress: bool = False) -> tuple[CategoricalPoli
     value_fn: nn.Module = ValueNet(obs_dim, cfg.hidden).to(device)
     vf_opt = torch.optim.Adam(value_fn.parameters(), lr=cfg.vf_lr)
     hist, steps, t0 = TRPOHistory(), 0, time.perf_counter()
-    it = range(cfg.iterations)
-    if progress:
-        from tqdm.auto import tqdm
-
-        it = tqdm(it, desc=f"{cfg.update} seed {cfg.seed}", leave=False)
+    it = progress_bar(range(cfg.iterations), progress, f"{cfg.update} seed {cfg.seed}")
     for i in it:
         ep = collect_episodes(envs, policy, seed=cfg.seed if i == 0 else None)
         steps = hist.record(ep, steps)

@@ -106,7 +106,11 @@ def check(exercise: str, fn: Callable, cases: Sequence[Case], hint: str = "") ->
         try:
             got = fn(*case.args, **case.kwargs)
         except NotImplementedError:
-            res = CheckResult(exercise, "not done", f"⏳ {exercise}: not done yet — fill in the function above, then re-run this cell.")
+            res = CheckResult(
+                exercise,
+                "not done",
+                f"⏳ {exercise}: not done yet — fill in the function above, then re-run this cell.",
+            )
             break
         except Exception as err:  # a learner's bug: report it, don't crash the notebook
             res = CheckResult(

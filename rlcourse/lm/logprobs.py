@@ -21,19 +21,11 @@ from __future__ import annotations
 
 import torch
 
-from rlcourse.lm.model import position_ids_from_mask
+from rlcourse.lm.model import check_batch, position_ids_from_mask
 
 
 def _check(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> None:
-    if input_ids.dim() != 2:
-        raise ValueError(f"input_ids must be (B, T), got shape {tuple(input_ids.shape)}")
-    if attention_mask.shape != input_ids.shape:
-        raise ValueError(
-            f"attention_mask has shape {tuple(attention_mask.shape)} but input_ids has {tuple(input_ids.shape)}; "
-            "they must match"
-        )
-    if input_ids.shape[0] == 0:
-        raise ValueError("empty batch: input_ids has zero rows")
+    check_batch(input_ids, attention_mask)
     if input_ids.shape[1] < 2:
         raise ValueError(f"need at least 2 tokens per row to score one (got T={input_ids.shape[1]})")
 

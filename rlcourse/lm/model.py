@@ -291,12 +291,14 @@ def last_token_index(attention_mask: torch.Tensor) -> torch.Tensor:
     return (cols * (attention_mask != 0)).argmax(-1)
 
 
-def _check_batch(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> None:
+def check_batch(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> None:
+    """Raise ValueError unless ``input_ids`` is a non-empty ``(B, T)`` batch with a same-shape mask."""
     if input_ids.dim() != 2:
         raise ValueError(f"input_ids must be (B, T), got shape {tuple(input_ids.shape)}")
     if attention_mask.shape != input_ids.shape:
         raise ValueError(
-            f"attention_mask has shape {tuple(attention_mask.shape)} but input_ids has {tuple(input_ids.shape)}"
+            f"attention_mask has shape {tuple(attention_mask.shape)} but input_ids has {tuple(input_ids.shape)}; "
+            "they must match"
         )
     if input_ids.shape[0] == 0:
         raise ValueError("empty batch: input_ids has zero rows")
@@ -321,7 +323,7 @@ class _ScalarHead(nn.Module):
 
     def hidden_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Last hidden states ``(B, T, H)`` with position ids from the attention mask."""
-        _check_batch(input_ids, attention_mask)
+        check_batch(input_ids, attention_mask)
         body = getattr(self.backbone, "base_model", self.backbone)
         out = body(
             input_ids=input_ids,

@@ -44,6 +44,7 @@ from rlcourse.lm.logprobs import masked_mean, shift_mask, token_logprobs
 from rlcourse.lm.model import count_parameters, data_dir, init_model, quiet_progress, write_manifest
 from rlcourse.lm.tasks import ArithmeticTask, ReviewTask
 from rlcourse.lm.tokenizer import build_tokenizer
+from rlcourse.progress import progress_bar
 
 
 @dataclass
@@ -158,11 +159,7 @@ def train_sft(
     history: list[dict] = []
     losses: list[float] = []
     model.train()
-    bar = range(1, config.max_steps + 1)
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(bar, desc=f"SFT {config.task}")
+    bar = progress_bar(range(1, config.max_steps + 1), progress, f"SFT {config.task}")
     for step in bar:
         prompts, completions = sample_fn(rng, config.batch_size)
         batch = sft_batch(tokenizer, prompts, completions, device)
