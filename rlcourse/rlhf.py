@@ -67,8 +67,14 @@ def _check_mask(mask: torch.Tensor, shape: torch.Size, name: str = "completion_m
     if not isinstance(mask, torch.Tensor):
         raise ValueError(f"{name} must be a torch.Tensor, got {type(mask).__name__}")
     if mask.shape != shape:
+        hint = ""
+        if mask.ndim == 2 and mask.shape[0] == shape[0] and mask.shape[1] == shape[1] + 1:
+            hint = (
+                " -- it looks like the token-grid mask of input_ids; log-probs live on the action grid "
+                "(logits at t score token t+1), so pass rlcourse.lm.logprobs.shift_mask(completion_mask)"
+            )
         raise ValueError(
-            f"{name} has shape {tuple(mask.shape)} but the per-token tensors have shape {tuple(shape)}"
+            f"{name} has shape {tuple(mask.shape)} but the per-token tensors have shape {tuple(shape)}{hint}"
         )
     if mask.ndim != 2 or mask.shape[0] == 0 or mask.shape[1] == 0:
         raise ValueError(f"{name} must have shape (B, T) with B, T >= 1, got {tuple(mask.shape)}")

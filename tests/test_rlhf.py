@@ -265,3 +265,8 @@ def test_train_ppo_bad_inputs():
             type("B", (), {"mask": torch.ones(2, 3)})(),
             RLHFConfig(minibatches=5),
         )
+
+
+def test_token_grid_mask_is_refused_with_a_pointer_to_shift_mask():
+    with pytest.raises(ValueError, match="shift_mask"):
+        per_token_rewards(torch.zeros(2), torch.zeros(2, 4), torch.zeros(2, 4), torch.ones(2, 5), 0.1)
