@@ -302,7 +302,10 @@ def build_reviews(config: SFTConfig, out_dir: str | Path) -> dict:
 
 
 DEFAULTS = {
-    "arithmetic": SFTConfig(task="arithmetic"),
+    # 96 wide x 4 blocks (465k parameters): GRPO lifts this model from ~25% to > 55% held-out accuracy in
+    # ~400 steps, where the 64-wide (211k) model plateaued near +13-18 points. Seed 0 overshoots the
+    # band's low end (33.2% at its first check >= 25%); seed 1 stops at 25.4%, leaving more room for RL.
+    "arithmetic": SFTConfig(task="arithmetic", n_embd=96, seed=1),
     "reviews": SFTConfig(
         task="reviews", max_steps=1500, decay_steps=1500, eval_every=100, lr=2e-3, batch_size=32
     ),
