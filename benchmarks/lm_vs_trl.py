@@ -1,6 +1,6 @@
 """Time one GRPO step and one DPO step of rlcourse against TRL's GRPOTrainer and DPOTrainer.
 
-    python benchmarks/lm_vs_trl.py [--steps 20] [--model arithmetic]
+    python benchmarks/lm_vs_trl.py [--steps 20] [--model tiny|reviews|arithmetic]
 
 Same tiny GPT-2 (the shipped ``data/arithmetic`` model when it exists, else a random GPT-2 of the same
 shape with the course tokenizer), same batch, same run, one CPU thread. A "step" is everything one
@@ -44,6 +44,10 @@ def _model_and_tokenizer(name: str):
     from rlcourse.lm.model import data_dir, load_model, tiny_gpt2_config
     from rlcourse.lm.tokenizer import build_tokenizer
 
+    if name == "tiny":  # the issue's reference size: a ~109k-parameter GPT-2 (2 blocks of width 64)
+        tok = build_tokenizer()
+        torch.manual_seed(0)
+        return GPT2LMHeadModel(tiny_gpt2_config(len(tok), n_layer=2)), tok, "random 2-block GPT-2 ('tiny')"
     if (data_dir() / name).exists():
         model, tok = load_model(name)
         return model, tok, f"shipped '{name}' model"
@@ -202,7 +206,9 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=20, help="timed steps per trainer")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first")
-    parser.add_argument("--model", default="arithmetic", help="shipped model name")
+    parser.add_argument(
+        "--model", default="tiny", help="'tiny' (a random 111k GPT-2, the issue's reference size) or a shipped model name"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     warnings.filterwarnings("ignore")
