@@ -80,6 +80,15 @@ def _median(times: list[float], warmup: int) -> float:
     return statistics.median(times[warmup:])
 
 
+def _time_trl(trainer_cls, warmup: int, **kwargs) -> float:
+    """Train a TRL trainer with a step timer; return its median step time in seconds."""
+    timer = _StepTimer()
+    trainer = trainer_cls(callbacks=[timer.callback], **kwargs)
+    with contextlib.redirect_stdout(io.StringIO()):  # TRL prints its metrics dict
+        trainer.train()
+    return _median(timer.times, warmup)
+
+
 def bench_grpo(model, tok, folder: str, steps: int, warmup: int) -> tuple[float, float]:
     from datasets import Dataset
     from trl import GRPOConfig as TRLGRPOConfig
@@ -111,18 +120,15 @@ def bench_grpo(model, tok, folder: str, steps: int, warmup: int) -> tuple[float,
         disable_tqdm=True,
         seed=0,
     )
-    timer = _StepTimer()
-    trainer = GRPOTrainer(
+    trl_s = _time_trl(
+        GRPOTrainer,
+        warmup,
         model=folder,
         reward_funcs=reward,
         args=args,
         train_dataset=Dataset.from_dict({"prompt": prompts}),
         processing_class=tok,
-        callbacks=[timer.callback],
     )
-    with contextlib.redirect_stdout(io.StringIO()):  # TRL prints its metrics dict
-        trainer.train()
-    trl_s = _median(timer.times, warmup)
 
     policy = model
     ref = frozen_copy(policy)
@@ -171,17 +177,14 @@ def bench_dpo(model, tok, folder: str, steps: int, warmup: int) -> tuple[float, 
         seed=0,
         dataset_num_proc=None,
     )
-    timer = _StepTimer()
-    trainer = DPOTrainer(
+    trl_s = _time_trl(
+        DPOTrainer,
+        warmup,
         model=folder,
         args=args,
-        train_dataset=Dataset.from_list([{k: d[k] for k in ("prompt", "chosen", "rejected")} for d in pairs]),
         processing_class=tok,
-        callbacks=[timer.callback],
+        train_dataset=Dataset.from_list([{k: d[k] for k in ("prompt", "chosen", "rejected")} for d in pairs]),
     )
-    with contextlib.redirect_stdout(io.StringIO()):  # TRL prints its metrics dict
-        trainer.train()
-    trl_s = _median(timer.times, warmup)
 
     policy = model
     ref = frozen_copy(policy)
@@ -207,7 +210,9 @@ def main(argv=None) -> None:
     parser.add_argument("--steps", type=int, default=20, help="timed steps per trainer")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first")
     parser.add_argument(
-        "--model", default="tiny", help="'tiny' (a random 111k GPT-2, the issue's reference size) or a shipped model name"
+        "--model",
+        default="tiny",
+        help="'tiny' (a random 111k GPT-2, the issue's reference size) or a shipped model name",
     )
     args = parser.parse_args(argv)
     torch.set_num_threads(1)

@@ -62,6 +62,23 @@ __all__ = [
 ]
 
 
+HISTORY_KEYS = (
+    "step",
+    "proxy_reward",
+    "gold_reward",
+    "kl",
+    "time",
+    "policy_loss",
+    "value_loss",
+    "clipfrac",
+    "approx_kl",
+    "length",
+    "finished",
+    "samples",
+)
+"""What :func:`train_ppo`'s history holds, one entry per batch (chapter 10 reads it beside GRPO and DPO)."""
+
+
 def _check_mask(mask: torch.Tensor, shape: torch.Size, name: str = "completion_mask") -> torch.Tensor:
     """Validate a 0/1 mask of the given shape with at least one 1 per row; return it as a float tensor."""
     if not isinstance(mask, torch.Tensor):
@@ -486,21 +503,7 @@ def train_ppo(
     reference.eval()
     params = [p for m in (policy, critic) for p in m.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=cfg.lr)
-    keys = [
-        "step",
-        "proxy_reward",
-        "gold_reward",
-        "kl",
-        "time",
-        "policy_loss",
-        "value_loss",
-        "clipfrac",
-        "approx_kl",
-        "length",
-        "finished",
-        "samples",
-    ]
-    hist: dict[str, list] = {k: [] for k in keys}
+    hist: dict[str, list] = {k: [] for k in HISTORY_KEYS}
     steps = progress_bar(range(cfg.total_batches), progress, f"PPO kl_coef={cfg.kl_coef:g}")
     t0 = time.perf_counter()
     for step in steps:

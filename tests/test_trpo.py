@@ -59,12 +59,23 @@ def _tiny_policy():
     return policy, obs
 
 
-def test_fvp_matches_the_explicit_fisher_and_the_kl_hessian():
+def _tiny_kl():
+    """The tiny policy, its parameters, and the mean KL(pi_old || pi_theta) as a closure (0 at theta_old)."""
     policy, obs = _tiny_policy()
-    params = list(policy.parameters())
     with torch.no_grad():
         logits_old = policy(obs)
-    fvp = fisher_vector_product(lambda: categorical_kl(logits_old, policy(obs)).mean(), params, damping=0.0)
+    return (
+        policy,
+        obs,
+        list(policy.parameters()),
+        logits_old,
+        lambda: categorical_kl(logits_old, policy(obs)).mean(),
+    )
+
+
+def test_fvp_matches_the_explicit_fisher_and_the_kl_hessian():
+    policy, obs, params, logits_old, kl = _tiny_kl()
+    fvp = fisher_vector_product(kl, params, damping=0.0)
     n = sum(p.numel() for p in params)
     from_fvp = torch.stack([fvp(e) for e in torch.eye(n, dtype=torch.float64)], dim=1)
     fisher = explicit_fisher(policy, obs)
@@ -83,11 +94,7 @@ def test_fvp_matches_the_explicit_fisher_and_the_kl_hessian():
 
 
 def test_fvp_adds_damping_and_checks_shape():
-    policy, obs = _tiny_policy()
-    params = list(policy.parameters())
-    with torch.no_grad():
-        logits_old = policy(obs)
-    kl = lambda: categorical_kl(logits_old, policy(obs)).mean()  # noqa: E731
+    _, _, params, _, kl = _tiny_kl()
     v = torch.randn(sum(p.numel() for p in params), dtype=torch.float64)
     torch.testing.assert_close(
         fisher_vector_product(kl, params, 0.3)(v), fisher_vector_product(kl, params, 0.0)(v) + 0.3 * v
@@ -97,11 +104,8 @@ def test_fvp_adds_damping_and_checks_shape():
 
 
 def test_cg_on_damped_fisher_matches_solve():
-    policy, obs = _tiny_policy()
-    params = list(policy.parameters())
-    with torch.no_grad():
-        logits_old = policy(obs)
-    fvp = fisher_vector_product(lambda: categorical_kl(logits_old, policy(obs)).mean(), params, damping=0.1)
+    policy, obs, params, _, kl = _tiny_kl()
+    fvp = fisher_vector_product(kl, params, damping=0.1)
     n = sum(p.numel() for p in params)
     F = explicit_fisher(policy, obs) + 0.1 * torch.eye(n, dtype=torch.float64)
     b = torch.randn(n, dtype=torch.float64)
