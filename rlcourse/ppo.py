@@ -27,9 +27,9 @@ import gymnasium as gym
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from rlcourse.device import get_device
+from rlcourse.flat import FlatAdam, flat_parameters, own_storage
 from rlcourse.gae import compute_gae
 from rlcourse.policies import CategoricalPolicy, ValueNet
 from rlcourse.progress import progress_bar
@@ -314,9 +314,8 @@ def train_ppo(cfg: PPOConfig, device: torch.device | str | None = None, progress
     value_fn = ValueNet(obs_dim, cfg.hidden).to(device)
     # both networks' weights as views into one flat tensor: zeroing, clipping and Adam then each make one call on
     # one tensor (on networks this small, looping over a dozen tensors costs more than the arithmetic)
-    params = _flat_parameters(policy, value_fn)
-    fused = device.type in ("cpu", "cuda") or None  # fused: one kernel does the whole Adam update
-    optimizer = torch.optim.Adam([params], lr=cfg.learning_rate, eps=1e-5, fused=fused)
+    params = flat_parameters(policy, value_fn)
+    optimizer = FlatAdam(params, lr=cfg.learning_rate, eps=1e-5)  # torch.optim.Adam's arithmetic, written out
     res = PPOResult(policy, value_fn)
 
     T, N, batch = cfg.num_steps, cfg.num_envs, cfg.num_envs * cfg.num_steps
@@ -373,19 +372,21 @@ def train_ppo(cfg: PPOConfig, device: torch.device | str | None = None, progress
 
         # 3. Learn: several epochs of minibatch gradient steps on the same rollout.
         frac = 1.0 - res.env_steps / cfg.total_timesteps  # linear schedules, as SB3's lin_<x>
-        optimizer.param_groups[0]["lr"] = cfg.learning_rate * (frac if cfg.anneal_lr else 1.0)
+        optimizer.lr = cfg.learning_rate * (frac if cfg.anneal_lr else 1.0)
         clip_eps = cfg.clip_eps * (frac if cfg.anneal_clip else 1.0)
+        whole = cfg.minibatch_size == batch  # one minibatch = the whole rollout: nothing to shuffle or copy
+        if cfg.norm_adv and whole:
+            advantages = _normalise(advantages)  # per minibatch, as below; here that is once per rollout
         for _epoch in range(cfg.update_epochs):
-            # shuffled minibatches (one minibatch = the whole rollout: nothing to shuffle or copy)
-            if cfg.minibatch_size == batch:
+            if whole:
                 minibatches = [slice(None)]
-            else:
+            else:  # shuffled minibatches
                 minibatches = torch.randperm(batch, device=device).split(cfg.minibatch_size)
             for mb in minibatches:
                 logp = policy.log_prob(flat_obs[mb], flat_act[mb])
                 adv = advantages[mb]
-                if cfg.norm_adv:
-                    adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+                if cfg.norm_adv and not whole:
+                    adv = _normalise(adv)
                 if cfg.objective == "clip":
                     pg_loss = clipped_surrogate_loss(logp, logp_old[mb], adv, clip_eps)
                 else:
@@ -420,34 +421,14 @@ def train_ppo(cfg: PPOConfig, device: torch.device | str | None = None, progress
         if progress:
             bar.set_postfix(ret=f"{res.last_mean(cfg.window):.0f}", kl=f"{kl:.4f}")
     envs.close()
-    _own_storage(policy, value_fn)
+    own_storage(policy, value_fn)
     res.wall_time = time.perf_counter() - start
     return res
 
 
-def _flat_parameters(*modules: nn.Module) -> nn.Parameter:
-    """All parameters of ``modules`` as one flat Parameter ``(P,)``, with a zero gradient ``(P,)``.
-
-    Each module parameter, and its ``.grad``, becomes a view into them: the modules compute as before and
-    backward() adds their gradients in place, so the optimizer sees one tensor instead of a dozen.
-    Zero the gradient in place (``flat.grad.zero_()``); setting it to None would drop the views.
-    :func:`_own_storage` undoes this.
-    """
-    params = [p for m in modules for p in m.parameters()]
-    flat = nn.Parameter(torch.cat([p.detach().reshape(-1) for p in params]))
-    flat.grad = torch.zeros_like(flat)
-    offset = 0
-    for p in params:
-        p.data = flat.data[offset : offset + p.numel()].view_as(p)
-        p.grad = flat.grad[offset : offset + p.numel()].view_as(p)
-        offset += p.numel()
-    return flat
-
-
-def _own_storage(*modules: nn.Module) -> None:
-    """Undo :func:`_flat_parameters`: give each parameter its own memory again (for saving, e.g. safetensors)."""
-    for p in (p for m in modules for p in m.parameters()):
-        p.data, p.grad = p.data.clone(), None
+def _normalise(adv: torch.Tensor) -> torch.Tensor:
+    """Advantages shifted and scaled to mean 0, std 1 (SB3's and CleanRL's minibatch normalisation)."""
+    return (adv - adv.mean()) / (adv.std() + 1e-8)
 
 
 def _reached_target(res: PPOResult, cfg: PPOConfig) -> bool:

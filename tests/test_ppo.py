@@ -7,11 +7,10 @@ import pytest
 import torch
 from torch import nn
 
+from rlcourse.flat import FlatAdam, flat_parameters, own_storage
 from rlcourse.policies import CategoricalPolicy, ValueNet
 from rlcourse.ppo import (
     PPOConfig,
-    _flat_parameters,
-    _own_storage,
     adaptive_kl_beta,
     approx_kl,
     clipped_surrogate_loss,
@@ -167,14 +166,14 @@ def test_steps_to_reach_matches_early_stopping():
 
 
 def test_flat_parameter_steps_equal_clip_grad_norm_and_adam_per_tensor():
-    # train_ppo's gradient step on one flat tensor == clip_grad_norm_ + Adam over the dozen separate tensors
+    # train_ppo's gradient step (flat tensor, FlatAdam) == clip_grad_norm_ + torch Adam over the separate tensors
     torch.manual_seed(0)
     nets_a = (CategoricalPolicy(4, 2, (8, 8)), ValueNet(4, (8, 8)))
     nets_b = copy.deepcopy(nets_a)
     params_a = [p for m in nets_a for p in m.parameters()]
     opt_a = torch.optim.Adam(params_a, lr=1e-2, eps=1e-5)
-    flat = _flat_parameters(*nets_b)
-    opt_b = torch.optim.Adam([flat], lr=1e-2, eps=1e-5)
+    flat = flat_parameters(*nets_b)
+    opt_b = FlatAdam(flat, lr=1e-2, eps=1e-5)
     assert flat.shape == (sum(p.numel() for p in params_a),)
     for _ in range(3):
         obs, actions, targets = torch.randn(16, 4), torch.randint(0, 2, (16,)), 10 * torch.randn(16)
@@ -195,10 +194,36 @@ def test_flat_parameter_steps_equal_clip_grad_norm_and_adam_per_tensor():
         torch.testing.assert_close(norm_b, norm_a)
         for p, q in zip(params_a, (p for m in nets_b for p in m.parameters()), strict=True):
             torch.testing.assert_close(q, p)
-    _own_storage(*nets_b)
+    own_storage(*nets_b)
     storages = {p.untyped_storage().data_ptr() for m in nets_b for p in m.parameters()}
     assert len(storages) == len(params_a)  # each parameter owns its memory again
     assert all(p.grad is None for m in nets_b for p in m.parameters())
+
+
+@pytest.mark.parametrize("betas, eps", [((0.9, 0.999), 1e-5), ((0.5, 0.9), 1e-3)])
+def test_flat_adam_is_torch_adam_to_the_bit(betas, eps):
+    torch.manual_seed(0)
+    a = nn.Parameter(torch.randn(300))
+    b = nn.Parameter(a.detach().clone())
+    opt_a = torch.optim.Adam([a], lr=1e-2, betas=betas, eps=eps, foreach=False)
+    opt_b = FlatAdam(b, lr=1e-2, betas=betas, eps=eps)
+    for step in range(100):
+        if step == 50:  # a schedule changes the learning rate between steps
+            opt_a.param_groups[0]["lr"] = opt_b.lr = 3e-3
+        a.grad = torch.randn(300) * (1 + step)
+        b.grad = a.grad.clone()
+        opt_a.step()
+        opt_b.step()
+    assert torch.equal(a, b)
+
+
+def test_flat_helpers_reject_bad_input():
+    with pytest.raises(ValueError, match="without parameters"):
+        flat_parameters(nn.Tanh())
+    with pytest.raises(ValueError, match="betas"):
+        FlatAdam(nn.Parameter(torch.zeros(3)), lr=1e-3, betas=(1.0, 0.999))
+    with pytest.raises(ValueError, match="backward"):
+        FlatAdam(nn.Parameter(torch.zeros(3)), lr=1e-3).step()
 
 
 def test_trained_networks_own_their_parameters():
