@@ -3,6 +3,7 @@
 import copy
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -230,3 +231,15 @@ def test_trained_networks_own_their_parameters():
     res = train_ppo(PPOConfig(seed=0, total_timesteps=512))
     params = [*res.policy.parameters(), *res.value_fn.parameters()]
     assert len({p.untyped_storage().data_ptr() for p in params}) == len(params)
+
+
+def test_shuffled_minibatches_learn():
+    # minibatch_size < rollout: shuffled minibatches, advantages normalised per minibatch
+    res = train_ppo(
+        PPOConfig(
+            seed=0, total_timesteps=12_288, num_envs=4, num_steps=64, minibatch_size=64, update_epochs=4
+        )
+    )
+    assert len(res.kl) == 12_288 // 256 and all(math.isfinite(k) for k in res.kl)
+    first, last = np.mean(res.episode_returns[:20]), res.last_mean(20)
+    assert last > 2 * first, f"mean return of the first 20 episodes {first:.1f}, of the last 20 {last:.1f}"
