@@ -80,6 +80,12 @@ def _median(times: list[float], warmup: int) -> float:
     return statistics.median(times[warmup:])
 
 
+# what both TRL trainers are given besides their own settings: CPU, no logging, saving or progress bars
+TRL_QUIET = dict(
+    use_cpu=True, report_to="none", save_strategy="no", logging_steps=10**6, disable_tqdm=True, seed=0
+)
+
+
 def _time_trl(trainer_cls, warmup: int, **kwargs) -> float:
     """Train a TRL trainer with a step timer; return its median step time in seconds."""
     timer = _StepTimer()
@@ -113,12 +119,7 @@ def bench_grpo(model, tok, folder: str, steps: int, warmup: int) -> tuple[float,
         beta=0.04,
         learning_rate=3e-4,
         max_steps=steps + warmup,
-        use_cpu=True,
-        report_to="none",
-        save_strategy="no",
-        logging_steps=10**6,
-        disable_tqdm=True,
-        seed=0,
+        **TRL_QUIET,
     )
     trl_s = _time_trl(
         GRPOTrainer,
@@ -169,12 +170,7 @@ def bench_dpo(model, tok, folder: str, steps: int, warmup: int) -> tuple[float, 
         learning_rate=1e-4,
         max_steps=steps + warmup,
         precompute_ref_log_probs=True,
-        use_cpu=True,
-        report_to="none",
-        save_strategy="no",
-        logging_steps=10**6,
-        disable_tqdm=True,
-        seed=0,
+        **TRL_QUIET,
         dataset_num_proc=None,
     )
     trl_s = _time_trl(
