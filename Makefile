@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 PYTEST_WORKERS ?= 2
 
-.PHONY: install lab test lint unit notebooks browser-deps student data bench clean help
+.PHONY: install lab test lint unit notebooks browser-deps student data bench reseed clean help
 
 help:
 	@echo "make lab      - install (first time) and open the course in JupyterLab"
@@ -14,6 +14,7 @@ help:
 	@echo "make student  - write student copies (solutions removed) to student/"
 	@echo "make data     - rebuild the shipped tiny models and reward model in data/ (~5 min)"
 	@echo "make bench    - run the benchmarks in benchmarks/"
+	@echo "make reseed   - run chapters with other seeds: make reseed CHAPTERS='01 04' SEEDS='1 2 3'"
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "rlcourse needs Python >= 3.10, found " + sys.version.split()[0])'
@@ -54,6 +55,12 @@ data: install
 bench: install
 	$(BIN)/python -m pip install -c constraints.txt -e ".[bench]"
 	for f in benchmarks/*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+
+# Every claim holds for any seed: run chapters with other SEEDs and report which assertions failed.
+CHAPTERS ?= all
+SEEDS ?= 1 2 3 4 5
+reseed: install
+	$(BIN)/python tools/reseed.py $(CHAPTERS) --seeds $(SEEDS)
 
 clean:
 	rm -rf $(VENV) student .pytest_cache .ruff_cache

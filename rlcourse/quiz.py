@@ -1,7 +1,10 @@
 """Self-check quizzes (every chapter ends with one): multiple choice with an explanation per answer.
 
-    from rlcourse.quiz import Question, show_quiz
-    show_quiz([Question("What does gamma do?", ["...", "..."], answer=1, explanations=["...", "..."])])
+    from rlcourse.quiz import show_quiz
+    show_quiz("04")   # the questions of chapter 04, kept in rlcourse/quizzes/ch04.py
+
+The questions live in the package (``rlcourse.quizzes.chNN.QUESTIONS``), not in the notebook, so a
+learner does not see the answers in the cell above the quiz. A list of :class:`Question` works too.
 
 In a notebook this shows ipywidgets radio buttons and a "Check" button; outside a notebook (or with
 ``RLCOURSE_QUIZ_TEXT=1``) it prints the questions with their answers and explanations.
@@ -39,8 +42,27 @@ class Question:
         return f"{verdict} {self.explanations[choice]}"
 
 
-def show_quiz(questions: Sequence[Question], title: str = "Self-check quiz") -> None:
-    """Display the quiz as widgets, or print it as text (returns None, so it shows once)."""
+def load_quiz(chapter: str) -> list[Question]:
+    """The questions of ``chapter`` (e.g. ``"04"``) from ``rlcourse.quizzes.chNN``."""
+    import importlib
+
+    name = f"rlcourse.quizzes.ch{str(chapter).zfill(2)}"
+    try:
+        module = importlib.import_module(name)
+    except ModuleNotFoundError as e:
+        raise ValueError(
+            f"chapter {chapter!r} has no quiz (no module {name}); use e.g. show_quiz('04')"
+        ) from e
+    return list(module.QUESTIONS)
+
+
+def show_quiz(questions: str | Sequence[Question], title: str = "Self-check quiz") -> None:
+    """Display the quiz as widgets, or print it as text (returns None, so it shows once).
+
+    ``questions``: a chapter number as a string (``"04"``) or a list of :class:`Question`.
+    """
+    if isinstance(questions, str):
+        questions = load_quiz(questions)
     if not questions:
         raise ValueError("a quiz needs at least one question")
     if os.environ.get("RLCOURSE_QUIZ_TEXT"):
