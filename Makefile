@@ -6,11 +6,12 @@ STAMP  := $(VENV)/.installed-stamp
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 PYTEST_WORKERS ?= 2
 
-.PHONY: install lab test lint unit notebooks browser-deps student data bench reseed clean help
+.PHONY: install lab test lint unit notebooks browser-deps student data bench reseed site clean help
 
 help:
 	@echo "make lab      - install (first time) and open the course in JupyterLab"
 	@echo "make test     - ruff, unit tests, every notebook (nbmake) and the browser test"
+	@echo "make site     - build the website of the executed course in build/site/ (open build/site/index.html)"
 	@echo "make student  - write student copies (solutions removed) to student/"
 	@echo "make data     - rebuild the shipped tiny models and reward model in data/ (~5 min)"
 	@echo "make bench    - run the benchmarks in benchmarks/"
@@ -34,10 +35,16 @@ browser-deps:
 lint: install
 	$(BIN)/ruff check .
 
-# One pytest run: unit tests, the browser test and every notebook, two at a time (one CPU thread each).
+# The notebooks are copied to build/notebooks/ and executed there by nbmake (--overwrite keeps the outputs),
+# two at a time (one CPU thread each), in the same pytest run as the unit tests and the JupyterLab browser
+# test; the website is then built from those executed copies and checked in a real browser.
+EXECUTED := build/notebooks
 test: install browser-deps lint
+	$(BIN)/python tools/site/build.py stage
 	RLCOURSE_STRICT_CHECKS=1 $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup \
-		--nbmake --nbmake-timeout=900 --durations=15 tests notebooks
+		--nbmake --nbmake-timeout=900 --overwrite --durations=15 --ignore=tests/test_site.py tests $(EXECUTED)
+	$(BIN)/python tools/site/build.py build
+	$(BIN)/python -m pytest tests/test_site.py
 
 unit: install
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) tests
@@ -56,6 +63,11 @@ bench: install
 	$(BIN)/python -m pip install -c constraints.txt -e ".[bench]"
 	for f in benchmarks/*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
 
+# The website: executes the notebooks not already executed from this source (by make test or an earlier
+# make site) into build/notebooks/, then builds static HTML into build/site/.
+site: install
+	$(BIN)/python tools/site/build.py all
+
 # Every claim holds for any seed: run chapters with other SEEDs and report which assertions failed.
 CHAPTERS ?= all
 SEEDS ?= 1 2 3 4 5
@@ -63,4 +75,4 @@ reseed: install
 	$(BIN)/python tools/reseed.py $(CHAPTERS) --seeds $(SEEDS)
 
 clean:
-	rm -rf $(VENV) student .pytest_cache .ruff_cache
+	rm -rf $(VENV) student build .pytest_cache .ruff_cache

@@ -139,6 +139,10 @@ def test_readme_test_command_is_what_ci_runs():
 def test_make_test_executes_every_notebook_with_enough_time():
     makefile = (ROOT / "Makefile").read_text()
     test_rule = makefile.split("\ntest:", 1)[1].split("\n\n", 1)[0]
-    assert "--nbmake" in test_rule and "notebooks" in test_rule
+    executed = re.search(r"^EXECUTED := (\S+)$", makefile, re.M).group(1)
+    assert executed == "build/notebooks", executed
+    # every notebook is copied there first (tools/site/build.py stage), then executed by nbmake in place
+    assert "tools/site/build.py stage" in test_rule
+    assert "--nbmake" in test_rule and "--overwrite" in test_rule and "$(EXECUTED)" in test_rule
     timeout = int(re.search(r"--nbmake-timeout=(\d+)", test_rule).group(1))
     assert timeout >= 120, f"nbmake cell timeout {timeout}s is below the 120s the course promises"
