@@ -323,7 +323,13 @@ def build() -> None:
         "theme": {
             "name": "material",
             "font": False,  # no Google Fonts: nothing is fetched at view time
-            "features": ["navigation.footer", "navigation.sections", "navigation.indexes", "search.highlight", "content.code.copy"],
+            "features": [
+                "navigation.footer",
+                "navigation.sections",
+                "navigation.indexes",
+                "search.highlight",
+                "content.code.copy",
+            ],
         },
         "plugins": [
             {"search": {"lang": ["en", "zh"]}},
