@@ -17,11 +17,13 @@ help:
 	@echo "make bench    - run the benchmarks in benchmarks/"
 	@echo "make reseed   - run chapters with other seeds: make reseed CHAPTERS='01 04' SEEDS='1 2 3'"
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt jupyter/lab-settings/overrides.json
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "rlcourse needs Python >= 3.10, found " + sys.version.split()[0])'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip -c constraints.txt -q
 	$(BIN)/python -m pip install -c constraints.txt -e ".[dev]"
+	mkdir -p $(VENV)/share/jupyter/lab/settings/overrides.d
+	cp jupyter/lab-settings/overrides.json $(VENV)/share/jupyter/lab/settings/overrides.d/rlcourse.json
 	touch $(STAMP)
 
 install: $(STAMP)

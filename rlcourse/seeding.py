@@ -16,13 +16,15 @@ def seed_everything(seed: int) -> np.random.Generator:
     """Seed Python's ``random``, NumPy, torch (CPU and every CUDA device) and return a NumPy Generator.
 
     Args:
-        seed: a non-negative integer.
+        seed: an integer in ``[0, 2**64)``.
 
     Returns:
         ``np.random.default_rng(seed)``, for code that wants an explicit generator.
     """
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or not 0 <= seed < 2**64:
+        raise ValueError(
+            f"seed must be a non-negative integer below 2**64 (torch's limit), got {seed!r}; e.g. SEED = 0"
+        )
     seed = int(seed)
     random.seed(seed)
     np.random.seed(seed % 2**32)

@@ -90,7 +90,7 @@ def test_seed_everything_is_reproducible():
     assert isinstance(seed_everything(0), np.random.Generator)
 
 
-@pytest.mark.parametrize("bad", [-1, 1.5, "7", True, None])
+@pytest.mark.parametrize("bad", [-1, 1.5, "7", True, None, 2**64])
 def test_seed_everything_rejects_bad_seeds(bad):
     with pytest.raises(ValueError, match="seed must be a non-negative integer"):
         seed_everything(bad)

@@ -7,7 +7,10 @@
 - ``generate``: ``generate(...) -> Rollout`` (left padding, KV cache, completion masks).
 - ``logprobs``: ``token_logprobs``, ``sequence_logprobs``, ``masked_mean``.
 - ``kl``: ``kl_k1``, ``kl_k2``, ``kl_k3``.
-- ``sft``: supervised fine-tuning and ``python -m rlcourse.lm.sft --all`` (rebuilds ``data/``).
+- ``sft``: supervised fine-tuning and ``python -m rlcourse.lm.sft --all`` (rebuilds ``data/``; the
+  builders live in ``shipped``).
+- ``loading``: ``load_model`` (re-exported by ``model``); ``files``: manifests, model-folder checks that
+  name the broken file, atomic saves (``save_model``, ``save_folder``), the fast offline-hub answer.
 
 The shipped models (``data/arithmetic``, ``data/reviews``) load with ``load_model("arithmetic")``.
 """

@@ -21,7 +21,11 @@ Public API
   (prompt + completion per row), ``prompt_length`` (``P``), ``num_samples``; properties ``row_prompts``,
   ``completion_lengths (B,)``.
 - ``generate(model, tokenizer, prompts, max_new_tokens=8, temperature=1.0, top_k=None, num_samples=1,
-  generator=None) -> Rollout``.
+  generator=None) -> Rollout``; ``prompts`` is a list of strings, or one string (= one prompt).
+
+The KV cache is a transformers ``Cache`` object passed as ``cache=``, the name current transformers
+uses (5.24: ``past_key_values=`` is deprecated and will be removed in 5.40). Older releases, whose
+outputs have no ``cache`` field, get the same object as ``past_key_values=`` (:func:`_cache_name`).
 """
 
 from __future__ import annotations
@@ -29,8 +33,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
+from rlcourse.checks import check_int, check_number
 from rlcourse.lm.model import position_ids_from_mask
 from rlcourse.lm.tokenizer import encode_prompts
 
@@ -78,6 +84,47 @@ def _sample(
     return torch.multinomial(probs, 1, generator=generator).squeeze(1)
 
 
+def _cache_name(out) -> str:
+    """The name the KV cache goes by: ``"cache"`` (transformers 5.24) or ``"past_key_values"`` (older).
+
+    Read off the first forward pass's output, so it also works for a wrapper whose ``forward(**kw)``
+    passes everything through to a Hugging Face model.
+    """
+    return "cache" if "cache" in out.keys() else "past_key_values"
+
+
+def _check_generate_args(prompts, max_new_tokens, temperature, top_k, num_samples, generator) -> tuple:
+    """Validate :func:`generate`'s arguments; return ``(prompts as a list, max_new_tokens, top_k, num_samples)``.
+
+    NumPy integers count as integers (e.g. ``rng.integers(...)`` as ``num_samples``).
+    """
+    if isinstance(prompts, str):
+        prompts = [prompts]  # one string is one prompt, never one prompt per character
+    elif isinstance(prompts, bytes) or not hasattr(prompts, "__iter__"):
+        raise TypeError(
+            f"prompts must be a list of strings (or one string), got {type(prompts).__name__}; "
+            'e.g. generate(model, tokenizer, ["1+1=", "2+3="])'
+        )
+    prompts = list(prompts)
+    for i, p in enumerate(prompts):
+        if not isinstance(p, str):
+            raise TypeError(f"prompts[{i}] must be a string, got {p!r} ({type(p).__name__})")
+    max_new_tokens, top_k, num_samples = (
+        int(v) if isinstance(v, np.integer) else v for v in (max_new_tokens, top_k, num_samples)
+    )
+    check_int("max_new_tokens", max_new_tokens, low=1, fix="pass a whole number of tokens, e.g. 8")
+    check_number("temperature", temperature, low=0.0, fix="use 1.0 to sample, 0 for greedy decoding")
+    if top_k is not None:
+        check_int("top_k", top_k, low=1, fix="pass a positive integer, or None to sample from every token")
+    check_int("num_samples", num_samples, low=1, fix="pass the number of completions per prompt, e.g. 4")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(
+            f"generator must be a torch.Generator or None, got {type(generator).__name__}; "
+            "e.g. torch.Generator(device=device).manual_seed(0)"
+        )
+    return prompts, max_new_tokens, top_k, num_samples
+
+
 @torch.no_grad()
 def generate(
     model,
@@ -94,7 +141,7 @@ def generate(
     Args:
         model: a Hugging Face causal LM (its device is used for everything).
         tokenizer: its tokenizer (needs a pad and an eos token).
-        prompts: list of prompt strings (the tokenizer adds ``<bos>``).
+        prompts: list of prompt strings (the tokenizer adds ``<bos>``); one string is one prompt.
         max_new_tokens: the episode's time limit; rows without ``<eos>`` by then have ``finished=False``.
         temperature: softmax temperature; ``0`` means greedy (argmax).
         top_k: sample only among the ``top_k`` most likely tokens (None: all).
@@ -103,20 +150,18 @@ def generate(
 
     Returns:
         a :class:`Rollout`; ``T = P + L`` with ``P`` the padded prompt width and ``L <= max_new_tokens``.
+
+    Raises ``TypeError``/``ValueError`` naming the argument for a non-integer or non-positive
+    ``max_new_tokens``/``num_samples``/``top_k``, a negative temperature, or a prompt with a character the
+    tokenizer does not know.
     """
-    if max_new_tokens < 1:
-        raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
-    if temperature < 0:
-        raise ValueError(f"temperature must be >= 0 (0 = greedy), got {temperature}")
-    if top_k is not None and top_k < 1:
-        raise ValueError(f"top_k must be a positive integer or None, got {top_k}")
-    if num_samples < 1:
-        raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+    prompts, max_new_tokens, top_k, num_samples = _check_generate_args(
+        prompts, max_new_tokens, temperature, top_k, num_samples, generator
+    )
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
     if eos is None:
         raise ValueError("the tokenizer has no eos token; generation needs one to know when to stop")
     device = next(model.parameters()).device
-    prompts = list(prompts)
     prompt_ids, prompt_mask = encode_prompts(tokenizer, prompts, device)
     B0, P = prompt_ids.shape
     n_pos = getattr(model.config, "n_positions", getattr(model.config, "max_position_embeddings", None))
@@ -135,7 +180,8 @@ def generate(
             position_ids=position_ids_from_mask(prompt_mask),
             use_cache=True,
         )
-        cache = out.past_key_values
+        cache_name = _cache_name(out)
+        cache = out[cache_name]
         logits = out.logits[:, -1, :]
         if num_samples > 1:  # encode once, repeat the cache for the G samples of each prompt
             cache.batch_repeat_interleave(num_samples)
@@ -159,10 +205,10 @@ def generate(
                 input_ids=tok[:, None],
                 attention_mask=mask,
                 position_ids=pos,
-                past_key_values=cache,
                 use_cache=True,
+                **{cache_name: cache},
             )
-            cache = out.past_key_values
+            cache = out[cache_name]
             logits = out.logits[:, -1, :]
     finally:
         model.train(was_training)

@@ -15,48 +15,56 @@ Public API
 - ``init_model(tokenizer, seed=0, **config_overrides) -> GPT2LMHeadModel``: a fresh, seeded tiny GPT-2.
 - ``load_model(name_or_path="arithmetic", device=None) -> (model, tokenizer)``: a shipped name
   (``"arithmetic"``, ``"reviews"``; sha256 checked against ``manifest.json``), a local Hugging Face folder,
-  or a hub id (needs a network connection).
-- ``shipped_models() -> list[str]``, ``data_dir() -> Path`` (``$RLCOURSE_DATA`` or the repo's ``data/``).
+  or a hub id (needs a network connection) -- defined in :mod:`rlcourse.lm.loading`, re-exported here.
+- ``shipped_models() -> list[str]``, ``data_dir() -> Path`` (``$RLCOURSE_DATA`` or the repo's ``data/``),
+  ``save_model(model, folder, tokenizer=None, **info)`` (atomic) -- from :mod:`rlcourse.lm.files`.
 - ``position_ids_from_mask(attention_mask) -> (B, T)``: ``cumsum - 1`` clamped at 0.
+- ``check_batch(input_ids, attention_mask, vocab=None)``: integer ids (inside ``[0, vocab)``), a same-shape
+  0/1 mask with a real token in every row; ``vocab_size(model)``.
 - ``ValueHeadModel(backbone)``: ``forward(input_ids, attention_mask) -> values (B, T)``.
 - ``RewardModel(backbone)``: ``forward(input_ids, attention_mask) -> scores (B,)``.
-  Both have ``save_pretrained(folder, tokenizer=None)`` and ``from_pretrained(folder, device=None)``
-  (backbone via ``save_pretrained``, head in ``head.safetensors``, ``manifest.json`` with sha256).
+  Both have ``save_pretrained(folder, tokenizer=None, **info)`` (atomic: written beside ``folder`` and
+  renamed into place) and ``from_pretrained(folder, device=None)`` (backbone via ``save_pretrained``, head
+  in ``head.safetensors``, ``manifest.json`` with sha256).
 - ``last_token_index(attention_mask) -> (B,)``: column of each row's last real token (left or right padding).
 - ``frozen_copy(model)``: deep copy, ``eval()``, ``requires_grad=False``.
 - ``count_parameters(model, trainable_only=False) -> int`` (shared/tied weights counted once).
-- ``write_manifest(folder, **info) -> dict`` and ``verify_manifest(folder) -> dict``: sha256 of every file.
+- ``write_manifest(folder, **info) -> dict`` and ``verify_manifest(folder) -> dict``: sha256 of every file
+  (from :mod:`rlcourse.lm.files`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import hashlib
 import json
-import os
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
-from transformers import AutoModelForCausalLM, AutoTokenizer, GPT2Config, GPT2LMHeadModel
+from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel
 
-SHIPPED = ("arithmetic", "reviews")
-MANIFEST = "manifest.json"
-HEAD_FILE = "head.safetensors"
-HEAD_CONFIG = "head_config.json"
-
-
-def data_dir() -> Path:
-    """Folder of the shipped models: ``$RLCOURSE_DATA`` if set, else ``data/`` at the repository root."""
-    env = os.environ.get("RLCOURSE_DATA")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "data"
-
-
-def shipped_models() -> list[str]:
-    """Names :func:`load_model` accepts without a path."""
-    return list(SHIPPED)
+from rlcourse.checks import check_binary
+from rlcourse.lm.files import (  # noqa: F401 - re-exported: rlcourse.lm.model is where learners look
+    HEAD_CONFIG,
+    HEAD_FILE,
+    MANIFEST,
+    SHIPPED,
+    check_model_folder,
+    check_safetensors,
+    data_dir,
+    hub_unreachable,
+    offline,
+    quiet_progress,
+    read_json,
+    read_manifest,
+    save_folder,
+    save_model,
+    shipped_models,
+    verify_manifest,
+    write_manifest,
+)
+from rlcourse.lm.loading import _offline, _resolve, load_model  # noqa: F401 - re-exported
 
 
 def tiny_gpt2_config(
@@ -107,164 +115,6 @@ def init_model(tokenizer, seed: int = 0, **config_overrides) -> GPT2LMHeadModel:
     return GPT2LMHeadModel(cfg)
 
 
-# ----------------------------------------------------------------------------------------- files
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def write_manifest(folder: str | Path, **info) -> dict:
-    """Write ``folder/manifest.json``: the sha256 of every other file in ``folder`` plus ``info`` (JSON-able).
-
-    Returns the manifest as a dict. Keys are sorted so a rebuild gives byte-identical manifests.
-    """
-    folder = Path(folder)
-    files = {p.name: _sha256(p) for p in sorted(folder.iterdir()) if p.is_file() and p.name != MANIFEST}
-    manifest = {"files": files, **info}
-    (folder / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
-    return manifest
-
-
-def verify_manifest(folder: str | Path) -> dict:
-    """Check every file listed in ``folder/manifest.json`` against its sha256; return the manifest.
-
-    Raises ``FileNotFoundError`` if the manifest or a listed file is missing and ``ValueError`` if a file's
-    hash differs (both say to rebuild with ``make data``).
-    """
-    folder = Path(folder)
-    path = folder / MANIFEST
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing; rebuild the shipped models with `make data`")
-    manifest = json.loads(path.read_text())
-    for name, digest in manifest.get("files", {}).items():
-        f = folder / name
-        if not f.is_file():
-            raise FileNotFoundError(f"{f} is listed in {path} but missing; rebuild with `make data`")
-        if _sha256(f) != digest:
-            raise ValueError(
-                f"{f} is corrupted (its sha256 does not match {path}); rebuild with `make data` "
-                "(or restore it with `git checkout data/`)"
-            )
-    return manifest
-
-
-def read_manifest(name_or_path: str | Path) -> dict:
-    """The manifest of a shipped model (``"arithmetic"``) or of a folder, without loading the model."""
-    folder = data_dir() / str(name_or_path) if str(name_or_path) in SHIPPED else Path(name_or_path)
-    return verify_manifest(folder)
-
-
-# ----------------------------------------------------------------------------------------- loading
-
-
-def _looks_like_path(name: str) -> bool:
-    """A hub id is ``name`` or ``owner/name``; anything else (``./x``, ``/x``, ``a/b/c``, ``~``) is a path."""
-    return (
-        name.startswith((".", "/", "~"))
-        or "\\" in name
-        or name.count("/") > 1
-        or name.endswith("/")
-        or (os.sep != "/" and os.sep in name)
-    )
-
-
-@contextlib.contextmanager
-def quiet_progress():
-    """Silence transformers' per-file progress bars ("Loading weights", "Writing model shards") for tiny models."""
-    from transformers.utils import logging as hf_logging
-
-    was = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if was:
-            hf_logging.enable_progress_bar()
-
-
-def _offline() -> bool:
-    flags = (os.environ.get("HF_HUB_OFFLINE", ""), os.environ.get("TRANSFORMERS_OFFLINE", ""))
-    return any(f.strip().lower() in ("1", "true", "yes", "on") for f in flags)
-
-
-def _resolve(name_or_path: str | Path) -> tuple[str, bool]:
-    """Return ``(where, is_local)``, checking shipped files and raising clear errors for missing paths."""
-    name = str(name_or_path)
-    if name in SHIPPED:
-        folder = data_dir() / name
-        if not folder.is_dir():
-            raise FileNotFoundError(
-                f"the shipped model {name!r} is missing from {folder}; rebuild it with `make data`"
-            )
-        verify_manifest(folder)
-        return str(folder), True
-    path = Path(name).expanduser()
-    if path.is_dir():
-        if (path / MANIFEST).is_file():
-            verify_manifest(path)
-        return str(path), True
-    if path.exists():
-        raise ValueError(f"{path} is a file; pass the folder that holds config.json and the weights")
-    if isinstance(name_or_path, Path) or _looks_like_path(name):
-        raise FileNotFoundError(
-            f"model folder {path} does not exist; pass a shipped name ({', '.join(SHIPPED)}), "
-            "an existing Hugging Face model folder, or a hub id"
-        )
-    if _offline():
-        raise FileNotFoundError(
-            f"{name!r} is not a shipped model ({', '.join(SHIPPED)}) and does not exist as a local folder, "
-            "and the Hugging Face hub cannot be reached (HF_HUB_OFFLINE/TRANSFORMERS_OFFLINE is set). "
-            "Pass a local folder, or unset the offline flag on a connected machine."
-        )
-    return name, False
-
-
-def load_model(name_or_path: str | Path = "arithmetic", device: torch.device | str | None = None):
-    """Load a causal LM and its tokenizer: ``model, tokenizer = load_model("arithmetic", device)``.
-
-    Args:
-        name_or_path: a shipped name (``"arithmetic"``, ``"reviews"``; files checked against the manifest's
-            sha256), a local Hugging Face model folder (checked too if it has a ``manifest.json``), or a hub id such as ``"gpt2"`` (downloads; needs a
-            network connection).
-        device: where to put the model (default: the CPU).
-
-    Returns:
-        ``(model, tokenizer)``: the model in ``eval()`` mode; the tokenizer with ``padding_side="left"`` and
-        a pad token (a foreign tokenizer without one gets its eos as pad, with a warning about #35352).
-    """
-    where, local = _resolve(name_or_path)
-    try:
-        with quiet_progress() if local else contextlib.nullcontext():
-            model = AutoModelForCausalLM.from_pretrained(where)
-            tokenizer = AutoTokenizer.from_pretrained(where)
-    except OSError as err:
-        if local:
-            raise
-        raise FileNotFoundError(
-            f"{where!r} does not exist as a local folder and could not be fetched from the Hugging Face hub "
-            f"(no network, or no such model): {err}. Pass a shipped name ({', '.join(SHIPPED)}) or a local folder."
-        ) from err
-    tokenizer.padding_side = "left"
-    if tokenizer.pad_token_id is None:
-        import warnings
-
-        warnings.warn(
-            f"{where}: the tokenizer has no pad token; using its eos token as pad. Masks, not token ids, "
-            "mark padding everywhere in rlcourse, but beware of code that finds the end by searching for "
-            "the pad id (transformers #35352).",
-            stacklevel=2,
-        )
-        tokenizer.pad_token = tokenizer.eos_token
-    model.to(device if device is not None else "cpu")
-    model.eval()
-    return model, tokenizer
-
-
 # ----------------------------------------------------------------------------------------- heads
 
 
@@ -291,8 +141,24 @@ def last_token_index(attention_mask: torch.Tensor) -> torch.Tensor:
     return (cols * (attention_mask != 0)).argmax(-1)
 
 
-def check_batch(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> None:
-    """Raise ValueError unless ``input_ids`` is a non-empty ``(B, T)`` batch with a same-shape mask."""
+def vocab_size(model) -> int | None:
+    """Number of token ids ``model`` accepts (its input embedding's rows), or None if it does not say."""
+    get = getattr(model, "get_input_embeddings", None)
+    emb = get() if callable(get) else None
+    if emb is not None and hasattr(emb, "num_embeddings"):
+        return int(emb.num_embeddings)
+    config = getattr(model, "config", None)
+    return getattr(config, "vocab_size", None)
+
+
+def check_batch(input_ids: torch.Tensor, attention_mask: torch.Tensor, vocab: int | None = None) -> None:
+    """Raise unless ``input_ids`` is a non-empty ``(B, T)`` integer batch with a same-shape 0/1 mask.
+
+    Also refused: an attention row with no real token, and (given ``vocab``) ids outside ``[0, vocab)``.
+    """
+    for name, x in (("input_ids", input_ids), ("attention_mask", attention_mask)):
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor of shape (B, T), got {type(x).__name__}")
     if input_ids.dim() != 2:
         raise ValueError(f"input_ids must be (B, T), got shape {tuple(input_ids.shape)}")
     if attention_mask.shape != input_ids.shape:
@@ -302,6 +168,28 @@ def check_batch(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> None:
         )
     if input_ids.shape[0] == 0:
         raise ValueError("empty batch: input_ids has zero rows")
+    if input_ids.is_floating_point() or input_ids.dtype == torch.bool or input_ids.is_complex():
+        raise TypeError(
+            f"input_ids must hold integer token ids (torch.long), got dtype {input_ids.dtype}; "
+            "use the tokenizer's output, or input_ids.long() if they are whole numbers"
+        )
+    if vocab is not None and input_ids.numel() > 0:
+        lo, hi = int(input_ids.min()), int(input_ids.max())
+        if lo < 0 or hi >= vocab:
+            bad = lo if lo < 0 else hi
+            index = tuple(int(i) for i in (input_ids == bad).nonzero()[0])
+            raise ValueError(
+                f"input_ids holds the id {bad} at index {index}, outside the model's vocabulary [0, {vocab}); "
+                "encode text with the model's own tokenizer"
+            )
+    check_binary("attention_mask", attention_mask)
+    empty = (attention_mask == 0).all(-1)
+    if bool(empty.any()):
+        row = int(empty.nonzero()[0, 0])
+        raise ValueError(
+            f"attention_mask row {row} is all zeros: every sequence needs at least one real token "
+            "(a prompt of at least <bos>)"
+        )
 
 
 class _ScalarHead(nn.Module):
@@ -323,7 +211,7 @@ class _ScalarHead(nn.Module):
 
     def hidden_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Last hidden states ``(B, T, H)`` with position ids from the attention mask."""
-        check_batch(input_ids, attention_mask)
+        check_batch(input_ids, attention_mask, vocab_size(self.backbone))
         body = getattr(self.backbone, "base_model", self.backbone)
         out = body(
             input_ids=input_ids,
@@ -338,18 +226,23 @@ class _ScalarHead(nn.Module):
         return self.head(self.hidden_states(input_ids, attention_mask)).squeeze(-1)
 
     def save_pretrained(self, folder: str | Path, tokenizer=None, **info) -> dict:
-        """Save backbone (safetensors + config), head (``head.safetensors``), tokenizer, and a manifest with ``info``."""
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        with quiet_progress():
-            self.backbone.save_pretrained(folder)
-        if tokenizer is not None:
-            tokenizer.save_pretrained(folder)
-        save_file(
-            {k: v.detach().cpu().contiguous() for k, v in self.head.state_dict().items()}, folder / HEAD_FILE
-        )
-        (folder / HEAD_CONFIG).write_text(json.dumps({"kind": self.kind}) + "\n")
-        return write_manifest(folder, **info)
+        """Save backbone (safetensors + config), head (``head.safetensors``), tokenizer, and a manifest with ``info``.
+
+        Atomic: the files are written into a temporary folder that replaces ``folder`` when complete, so an
+        interrupted save leaves a previous checkpoint in ``folder`` loadable. ``info`` is checked for JSON
+        types before anything is written. Returns the manifest.
+        """
+
+        def write(tmp: Path) -> None:
+            with quiet_progress():
+                self.backbone.save_pretrained(tmp)
+            if tokenizer is not None:
+                tokenizer.save_pretrained(tmp)
+            head = {k: v.detach().cpu().contiguous() for k, v in self.head.state_dict().items()}
+            save_file(head, tmp / HEAD_FILE)
+            (tmp / HEAD_CONFIG).write_text(json.dumps({"kind": self.kind}) + "\n")
+
+        return save_folder(folder, write, **info)
 
     @classmethod
     def from_pretrained(cls, folder: str | Path, device: torch.device | str | None = None):
@@ -362,7 +255,8 @@ class _ScalarHead(nn.Module):
         head_cfg = folder / HEAD_CONFIG
         if not head_cfg.is_file() or not (folder / HEAD_FILE).is_file():
             raise FileNotFoundError(f"{folder} has no {HEAD_FILE}/{HEAD_CONFIG}: not a saved {cls.__name__}")
-        kind = json.loads(head_cfg.read_text()).get("kind")
+        check_model_folder(folder, need_tokenizer=False)
+        kind = read_json(head_cfg).get("kind")
         if kind != cls.kind:
             raise ValueError(f"{folder} holds a {kind!r} head, not a {cls.kind!r} head ({cls.__name__})")
         with quiet_progress():

@@ -21,29 +21,27 @@ Public API
 - ``sft_batch(tokenizer, prompts, completions, device=None) -> (input_ids, attention_mask, completion_mask)``,
   each ``(B, T)``, left-padded; the completion mask covers the completion's characters and ``<eos>``.
 - ``sft_loss(model, input_ids, attention_mask, completion_mask) -> scalar``.
-- ``train_sft(model, tokenizer, sample_fn, config, eval_fn=None) -> list[dict]`` (the recorded curve).
-- ``build_arithmetic(config, out_dir)`` and ``build_reviews(config, out_dir)`` -> manifest dict.
-- ``main(argv)``: the command line (``--all``, ``--task``, ``--out``).
+- ``train_sft(model, tokenizer, sample_fn, config, eval_fn=None, stop_fn=None, progress=False, *,
+  callback=None) -> list[dict]`` (the recorded curve); a failure mid-run raises
+  ``rlcourse.checks.TrainingError`` carrying the completed records (``.history``), Ctrl-C returns them.
+- ``build_arithmetic(config, out_dir)``, ``build_reviews(config, out_dir)`` -> manifest dict, ``DEFAULTS``
+  and ``main(argv)`` (the command line: ``--all``, ``--task``, ``--out``) live in
+  :mod:`rlcourse.lm.shipped` and are reachable from here too.
 """
 
 from __future__ import annotations
 
-import argparse
 import math
-import shutil
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
-from transformers import GPT2LMHeadModel
 
+from rlcourse.checks import TrainingError, call_user, check_int, check_number, interrupted
 from rlcourse.lm.logprobs import masked_mean, shift_mask, token_logprobs
-from rlcourse.lm.model import count_parameters, data_dir, init_model, quiet_progress, write_manifest
-from rlcourse.lm.tasks import ArithmeticTask, ReviewTask
-from rlcourse.lm.tokenizer import build_tokenizer
+from rlcourse.lm.tokenizer import encode_text
 from rlcourse.progress import progress_bar
 
 
@@ -86,6 +84,38 @@ class SFTConfig:
     n_positions: int = 128
     """longest sequence the model accepts (tokens)"""
 
+    def __post_init__(self) -> None:
+        o = "SFTConfig"
+        if not isinstance(self.task, str) or not self.task:
+            raise TypeError(f"{o}.task must be a name such as 'arithmetic' or 'reviews', got {self.task!r}")
+        check_int("seed", self.seed, low=0, owner=o, fix="use a non-negative integer such as 0")
+        check_int("max_steps", self.max_steps, low=1, owner=o, fix="train for at least one step")
+        check_int("batch_size", self.batch_size, low=1, owner=o, fix="use e.g. 64")
+        check_number("lr", self.lr, low=0.0, low_open=True, owner=o, fix="use e.g. 1e-3")
+        check_int("warmup_steps", self.warmup_steps, low=0, owner=o, fix="use 0 for no warm-up, e.g. 20")
+        if self.decay_steps is not None:
+            check_int("decay_steps", self.decay_steps, low=1, owner=o, fix="use None for a constant rate")
+        check_number("min_lr_ratio", self.min_lr_ratio, low=0.0, high=1.0, owner=o, fix="use e.g. 0.1")
+        check_number("weight_decay", self.weight_decay, low=0.0, owner=o, fix="use 0.0 (none) or e.g. 0.01")
+        check_number("max_grad_norm", self.max_grad_norm, low=0.0, low_open=True, owner=o, fix="use 1.0")
+        check_int("eval_every", self.eval_every, low=1, owner=o, fix="evaluate every few steps, e.g. 5")
+        for name in ("target_low", "target_high", "stop_at"):
+            check_number(name, getattr(self, name), low=0.0, high=1.0, owner=o, fix="an accuracy in [0, 1]")
+        if not self.target_low <= self.stop_at <= self.target_high:
+            raise ValueError(
+                f"{o}.stop_at={self.stop_at!r} must lie in [target_low, target_high] = "
+                f"[{self.target_low!r}, {self.target_high!r}]; training stops at the first evaluation "
+                "with accuracy >= stop_at, which must be inside the band"
+            )
+        for name in ("n_embd", "n_layer", "n_head"):
+            check_int(name, getattr(self, name), low=1, owner=o, fix="a positive integer")
+        if self.n_embd % self.n_head:
+            raise ValueError(
+                f"{o}.n_embd={self.n_embd} is not divisible by n_head={self.n_head}; "
+                "each head gets n_embd // n_head dimensions (e.g. n_embd=64, n_head=4)"
+            )
+        check_int("n_positions", self.n_positions, low=2, owner=o, fix="use e.g. 128")
+
 
 # ----------------------------------------------------------------------------------------- core
 
@@ -97,14 +127,20 @@ def sft_batch(
 
     All three are ``(B, T)`` long tensors; ``completion_mask`` is 1 on the completion's tokens and its ``<eos>``.
     """
+    for name, texts in (("prompts", prompts), ("completions", completions)):
+        if not isinstance(texts, (list, tuple)):
+            raise TypeError(
+                f"{name} must be a list of strings, got {type(texts).__name__}; wrap one string: [text]"
+            )
     if len(prompts) != len(completions):
         raise ValueError(f"{len(prompts)} prompts but {len(completions)} completions; they must pair up")
     if len(prompts) == 0:
         raise ValueError("empty batch: pass at least one (prompt, completion) pair")
     rows, n_comp = [], []
-    for p, c in zip(prompts, completions, strict=True):
-        p_ids = tokenizer(p)["input_ids"]
-        c_ids = tokenizer(c, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    for i, (p, c) in enumerate(zip(prompts, completions, strict=True)):
+        p_ids = encode_text(tokenizer, p, name=f"prompts[{i}]")
+        c_ids = encode_text(tokenizer, c, add_special_tokens=False, name=f"completions[{i}]")
+        c_ids = c_ids + [tokenizer.eos_token_id]
         rows.append(p_ids + c_ids)
         n_comp.append(len(c_ids))
     width = max(len(r) for r in rows)
@@ -144,6 +180,8 @@ def train_sft(
     eval_fn: Callable[[], dict] | None = None,
     stop_fn: Callable[[dict], bool] | None = None,
     progress: bool = False,
+    *,
+    callback: Callable[[int, list[dict]], Any] | None = None,
 ) -> list[dict]:
     """Train ``model`` in place by SFT; return the recorded curve, one dict per evaluation.
 
@@ -151,184 +189,81 @@ def train_sft(
         sample_fn: ``(rng, batch_size) -> (prompts, completions)``.
         eval_fn: called every ``config.eval_every`` steps; returns metrics (e.g. ``{"heldout_acc": 0.3}``).
         stop_fn: given the latest record (``step``, ``loss`` and ``eval_fn``'s metrics), True stops training.
+        callback: ``callback(step, history)`` after every step (``step`` = completed steps, from 1).
+
+    If anything raises mid-run (one of your functions included, named in the message), a
+    :class:`rlcourse.checks.TrainingError` carries the records of the completed steps (``err.history``);
+    Ctrl-C (KeyboardInterrupt) stops training and returns them.
     """
+    if not isinstance(config, SFTConfig):
+        raise TypeError(f"config must be an SFTConfig, got {type(config).__name__}")
+    for name, fn in (
+        ("sample_fn", sample_fn),
+        ("eval_fn", eval_fn),
+        ("stop_fn", stop_fn),
+        ("callback", callback),
+    ):
+        if fn is not None and not callable(fn):
+            raise TypeError(f"{name} must be a function, got {fn!r}")
     device = next(model.parameters()).device
     rng = np.random.default_rng(config.seed)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, config))
     history: list[dict] = []
     losses: list[float] = []
+    done = 0  # completed steps
     model.train()
-    bar = progress_bar(range(1, config.max_steps + 1), progress, f"SFT {config.task}")
-    for step in bar:
-        prompts, completions = sample_fn(rng, config.batch_size)
-        batch = sft_batch(tokenizer, prompts, completions, device)
-        loss = sft_loss(model, *batch)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-        opt.step()
-        sched.step()
-        losses.append(loss.item())
-        if step % config.eval_every == 0 or step == config.max_steps:
-            record = {"step": step, "loss": float(np.mean(losses[-config.eval_every :]))}
-            if eval_fn is not None:
-                model.eval()
-                record.update(eval_fn())
-                model.train()
-            history.append(record)
-            if stop_fn is not None and stop_fn(record):
+    try:
+        for step in progress_bar(range(1, config.max_steps + 1), progress, f"SFT {config.task}"):
+            prompts, completions = call_user(sample_fn, "sample_fn", rng, config.batch_size)
+            loss = sft_loss(model, *sft_batch(tokenizer, prompts, completions, device))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+            opt.step()
+            sched.step()
+            losses.append(loss.item())
+            stop = False
+            if step % config.eval_every == 0 or step == config.max_steps:
+                record = {"step": step, "loss": float(np.mean(losses[-config.eval_every :]))}
+                if eval_fn is not None:
+                    model.eval()
+                    record.update(_metrics(call_user(eval_fn, "eval_fn")))
+                    model.train()
+                history.append(record)
+                stop = stop_fn is not None and bool(call_user(stop_fn, "stop_fn", record))
+            done = step
+            if callback is not None:
+                call_user(callback, "callback", step, history)
+            if stop:
                 break
-    model.eval()
+    except KeyboardInterrupt:
+        interrupted("train_sft", done)
+    except Exception as e:
+        raise TrainingError("train_sft", done, history, e) from e
+    finally:
+        model.eval()
     return history
 
 
-# ----------------------------------------------------------------------------------------- shipped models
-
-
-def _new_model(config: SFTConfig, tokenizer) -> GPT2LMHeadModel:
-    return init_model(
-        tokenizer,
-        seed=config.seed,
-        n_embd=config.n_embd,
-        n_layer=config.n_layer,
-        n_head=config.n_head,
-        n_positions=config.n_positions,
-    )
-
-
-def _save(model, tokenizer, out: Path, **info) -> dict:
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
-    with quiet_progress():
-        model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    return write_manifest(out, **info)
-
-
-def build_arithmetic(config: SFTConfig, out_dir: str | Path) -> dict:
-    """Train the arithmetic model until held-out accuracy enters the target band; save it; return the manifest."""
-    task = ArithmeticTask()
-    tokenizer = build_tokenizer()
-    model = _new_model(config, tokenizer)
-
-    def sample_fn(rng, n):
-        prompts = task.sample_prompts(n, rng)
-        return prompts, [task.answer(p) for p in prompts]
-
-    def eval_fn():
-        return {"heldout_acc": task.accuracy(model, tokenizer, task.heldout_prompts)}
-
-    def stop_fn(rec):
-        if rec["heldout_acc"] > config.target_high:
-            raise RuntimeError(
-                f"held-out accuracy jumped to {rec['heldout_acc']:.3f} at step {rec['step']}, past the band "
-                f"[{config.target_low}, {config.target_high}]; lower lr or eval_every"
-            )
-        return rec["heldout_acc"] >= config.stop_at
-
-    t0 = time.perf_counter()
-    history = train_sft(model, tokenizer, sample_fn, config, eval_fn, stop_fn)
-    seconds = time.perf_counter() - t0
-    final = history[-1]
-    if not config.target_low <= final["heldout_acc"] <= config.target_high:
-        raise RuntimeError(
-            f"SFT ended at held-out accuracy {final['heldout_acc']:.3f}, outside the target band"
+def _metrics(metrics: Any) -> dict:
+    if not isinstance(metrics, dict):
+        raise TypeError(
+            f"eval_fn must return a dict of metrics such as {{'accuracy': 0.3}}, got {metrics!r:.80}"
         )
-    metrics = {
-        "steps": final["step"],
-        "heldout_accuracy": final["heldout_acc"],
-        "n_heldout": len(task.heldout_prompts),
-        "train_accuracy_sample": task.accuracy(model, tokenizer, task.sample_prompts(500, 123)),
-        "final_loss": final["loss"],
-        "parameters": count_parameters(model),
-    }
-    print(f"arithmetic: {metrics} in {seconds:.1f} s")
-    return _save(
-        model,
-        tokenizer,
-        Path(out_dir),
-        task="arithmetic",
-        sft_config=asdict(config),
-        metrics=metrics,
-        history=history,
-    )
+    return metrics
 
 
-def build_reviews(config: SFTConfig, out_dir: str | Path) -> dict:
-    """Train the reviews model on whole reviews from the grammar for ``config.max_steps``; save it."""
-    from rlcourse.lm.generate import generate
+def __getattr__(name: str):
+    """``build_arithmetic``, ``build_reviews``, ``DEFAULTS``, ``main`` moved to :mod:`rlcourse.lm.shipped`."""
+    if name in ("build_arithmetic", "build_reviews", "DEFAULTS", "main"):
+        from rlcourse.lm import shipped
 
-    task = ReviewTask()
-    tokenizer = build_tokenizer()
-    model = _new_model(config, tokenizer)
-
-    def sample_fn(rng, n):
-        return [""] * n, task.sample_reviews(n, rng)
-
-    def eval_fn(n: int = 64):
-        g = torch.Generator(device=next(model.parameters()).device).manual_seed(0)
-        roll = generate(model, tokenizer, task.prompts(n, seed=1), max_new_tokens=96, generator=g)
-        return {
-            "grammatical": task.grammatical_rate(roll.texts),
-            "gold_mean": float(np.mean([task.gold_score(t) for t in roll.texts])),
-            "finished": float(roll.finished.float().mean()),
-        }
-
-    t0 = time.perf_counter()
-    history = train_sft(model, tokenizer, sample_fn, config, eval_fn)
-    seconds = time.perf_counter() - t0
-    final = eval_fn(512)
-    metrics = {
-        "steps": history[-1]["step"],
-        "grammatical_rate": final["grammatical"],
-        "gold_mean": final["gold_mean"],
-        "finished_rate": final["finished"],
-        "n_eval_samples": 512,
-        "final_loss": history[-1]["loss"],
-        "parameters": count_parameters(model),
-    }
-    print(f"reviews: {metrics} in {seconds:.1f} s")
-    return _save(
-        model,
-        tokenizer,
-        Path(out_dir),
-        task="reviews",
-        sft_config=asdict(config),
-        metrics=metrics,
-        history=history,
-    )
+        return getattr(shipped, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-DEFAULTS = {
-    # 96 wide x 4 blocks (465k parameters): GRPO lifts this model from ~25% to > 55% held-out accuracy in
-    # ~400 steps, where the 64-wide (211k) model plateaued near +13-18 points. Seed 0 overshoots the
-    # band's low end (33.2% at its first check >= 25%); seed 1 stops at 25.4%, leaving more room for RL.
-    "arithmetic": SFTConfig(task="arithmetic", n_embd=96, seed=1),
-    "reviews": SFTConfig(
-        task="reviews", max_steps=1500, decay_steps=1500, eval_every=100, lr=2e-3, batch_size=32
-    ),
-}
+if __name__ == "__main__":  # `python -m rlcourse.lm.sft --all` is what `make data` runs
+    from rlcourse.lm.shipped import main
 
-
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Rebuild the shipped tiny language models in data/.")
-    parser.add_argument("--all", action="store_true", help="rebuild every shipped model")
-    parser.add_argument("--task", choices=sorted(DEFAULTS), action="append", help="rebuild one model")
-    parser.add_argument("--out", type=Path, default=None, help="output folder (default: the repo's data/)")
-    args = parser.parse_args(argv)
-    tasks = sorted(DEFAULTS) if args.all else (args.task or [])
-    if not tasks:
-        parser.error("pass --all or --task NAME")
-    torch.set_num_threads(1)
-    torch.use_deterministic_algorithms(True)
-    out = args.out or data_dir()
-    builders = {"arithmetic": build_arithmetic, "reviews": build_reviews}
-    for name in tasks:
-        builders[name](DEFAULTS[name], out / name)
-        print(f"wrote {out / name}")
-
-
-if __name__ == "__main__":
     main()

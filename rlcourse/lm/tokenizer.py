@@ -15,6 +15,9 @@ Public API
   transformers issue #35352); ``padding_side == "left"`` (generation appends on the right).
 - ``encode_prompts(tokenizer, prompts, device=None) -> (input_ids (B, P), attention_mask (B, P))``:
   left-padded prompt batch.
+- ``encode_text(tokenizer, text, add_special_tokens=True, name="text") -> list[int]``: one string's ids;
+  a character the vocabulary lacks raises ``ValueError`` naming it and the vocabulary (never a silent
+  ``<unk>``, which would make the model read a different prompt from the one you wrote).
 """
 
 from __future__ import annotations
@@ -57,6 +60,48 @@ def build_tokenizer(alphabet: str = ALPHABET) -> PreTrainedTokenizerFast:
     return tok
 
 
+def describe_vocabulary(tokenizer) -> str:
+    """The tokenizer's ordinary (non-special) tokens as one string if they are single characters, else a count."""
+    special = set(getattr(tokenizer, "all_special_tokens", []))
+    vocab = sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1])
+    tokens = [t for t, _ in vocab if t not in special]
+    if tokens and len(tokens) <= 256 and all(len(t) == 1 for t in tokens):
+        return f"the characters {''.join(tokens)!r}"
+    return f"its vocabulary of {len(vocab)} tokens"
+
+
+def _unknown_characters(tokenizer, text: str, ids: list[int], offsets) -> list[str]:
+    """Characters of ``text`` that were encoded as ``<unk>`` (a literal ``"<unk>"`` in the text is allowed)."""
+    unk = tokenizer.unk_token_id
+    if unk is None or unk not in ids:
+        return []
+    if offsets is not None:
+        spans = [text[a:b] for i, (a, b) in zip(ids, offsets, strict=True) if i == unk]
+        return [c for c in spans if c != tokenizer.unk_token]
+    return [c for c in dict.fromkeys(text) if tokenizer.convert_tokens_to_ids(c) == unk]
+
+
+def encode_text(tokenizer, text: str, add_special_tokens: bool = True, name: str = "text") -> list[int]:
+    """Token ids of one string; raise ``ValueError`` if a character of it is not in the vocabulary.
+
+    ``name`` (e.g. ``"prompts[2]"``) says in the message which argument held the bad character.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"{name} must be a string, got {text!r} ({type(text).__name__})")
+    fast = getattr(tokenizer, "is_fast", False)
+    enc = tokenizer(text, add_special_tokens=add_special_tokens, return_offsets_mapping=fast)
+    ids = list(enc["input_ids"])
+    bad = _unknown_characters(tokenizer, text, ids, enc.get("offset_mapping") if fast else None)
+    if bad:
+        chars = ", ".join(repr(c) for c in dict.fromkeys(bad))
+        raise ValueError(
+            f"{name} = {text!r} contains {chars}, which the tokenizer does not know (it would silently become "
+            f"{tokenizer.unk_token}); the tokenizer knows {describe_vocabulary(tokenizer)}. "
+            "Fix: rewrite the text with those characters only (e.g. lower-case it)"
+        )
+    return ids
+
+
 def encode_prompts(
     tokenizer, prompts: Sequence[str], device: torch.device | str | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -73,7 +118,10 @@ def encode_prompts(
         raise ValueError("prompts is empty; pass at least one prompt")
     if tokenizer.pad_token_id is None:
         raise ValueError("the tokenizer has no pad token; set tokenizer.pad_token before batching prompts")
-    rows = [tokenizer(p, add_special_tokens=True)["input_ids"] for p in prompts]
+    rows = [
+        encode_text(tokenizer, p, add_special_tokens=True, name=f"prompts[{i}]")
+        for i, p in enumerate(prompts)
+    ]
     if any(len(r) == 0 for r in rows):
         raise ValueError(
             "a prompt encodes to zero tokens; give every prompt at least one character or a <bos>"
