@@ -4,5 +4,4 @@ import os
 
 import torch
 
-os.environ.setdefault("RLCOURSE_QUIZ_TEXT", "1")
 torch.set_num_threads(int(os.environ.get("RLCOURSE_THREADS", "1")))

@@ -1,11 +1,15 @@
-"""A real browser runs chapter 01 in JupyterLab and turns the gamma slider.
+"""A real browser runs chapter 01 in JupyterLab, turns the gamma slider and opens the quiz.
 
 What it does: start JupyterLab on a free local port (own token, own temporary config, runtime,
-settings and workspace folders, autosave off), open ``notebooks/01_rl_basics.ipynb`` in headless
-Chromium driven by Playwright (the system's Chromium through ``executable_path``; nothing is
-downloaded), run all cells from the Run menu, wait for the ``gamma`` slider to render, move it with
-the keyboard, and check that the figure under it changed. The server is always stopped afterwards,
-and the notebook file must be left exactly as it was.
+settings and workspace folders, autosave off, and the course's lab settings from
+``jupyter/lab-settings/overrides.json``, which ``make install`` copies into the venv), open
+``notebooks/01_rl_basics.ipynb`` in headless Chromium driven by Playwright (the system's Chromium
+through ``executable_path``; nothing is downloaded), run all cells from the Run menu, wait for the
+``gamma`` slider to render, move it with the keyboard, and check that the figure under it changed
+and was drawn once. Then check the quiz: it renders as widgets (radio buttons), shows no answer or
+explanation before the learner answers, and explains an answer after "Check". And JupyterLab's
+"official Jupyter news?" prompt stays away (the course's settings answer it). The server is always
+stopped afterwards, and the notebook file must be left exactly as it was.
 
 Needs the Debian/Ubuntu packages ``chromium`` and ``chromium-driver`` (``make test`` installs them as
 root with apt-get) or ``RLCOURSE_CHROMIUM=/path/to/chromium``. Without them the test is skipped with a
@@ -14,6 +18,7 @@ message saying what to install, except with ``CI=true``, where it fails.
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -32,6 +37,7 @@ pytestmark = pytest.mark.xdist_group("browser")  # one worker runs it; it has it
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = "notebooks/01_rl_basics.ipynb"
+COURSE_LAB_SETTINGS = ROOT / "jupyter" / "lab-settings" / "overrides.json"  # what `make install` installs
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -45,8 +51,7 @@ CHROMIUM_ARGS = [
 LAB_SETTINGS = {  # JupyterLab user settings for the test's own settings folder
     "@jupyterlab/docmanager-extension:plugin": {"autosave": False},  # never write outputs into the repo
     "@jupyterlab/notebook-extension:tracker": {"autoStartDefaultKernel": True},  # no kernel dialog
-    "@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": False},
-}
+}  # the news prompt is switched off by the course's own settings (COURSE_LAB_SETTINGS), not here
 INSTALL_HINT = (
     "install the Debian/Ubuntu packages 'chromium' and 'chromium-driver' (sudo apt-get install chromium "
     "chromium-driver) and the Python package playwright (pip install -e '.[dev]'), or set RLCOURSE_CHROMIUM "
@@ -81,6 +86,9 @@ def lab(tmp_path_factory):
         folder, name = plugin.split(":")
         (tmp / "settings" / folder).mkdir(parents=True, exist_ok=True)
         (tmp / "settings" / folder / f"{name}.jupyterlab-settings").write_text(json.dumps(value))
+    app_settings = tmp / "app_settings" / "overrides.d"  # where JupyterLab reads installed overrides
+    app_settings.mkdir(parents=True)
+    shutil.copy(COURSE_LAB_SETTINGS, app_settings / "rlcourse.json")
     env = dict(
         os.environ,
         JUPYTER_CONFIG_DIR=str(tmp / "config"),
@@ -89,10 +97,13 @@ def lab(tmp_path_factory):
         JUPYTERLAB_SETTINGS_DIR=str(tmp / "settings"),
         IPYTHONDIR=str(tmp / "ipython"),
     )
+    for name in ("RLCOURSE_QUIZ_TEXT", "RLCOURSE_WIDGETS"):  # set for unit tests; a learner has neither
+        env.pop(name, None)
     port, token = _free_port(), os.urandom(16).hex()
     cmd = [
         sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
         "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={ROOT}",
+        f"--LabApp.app_settings_dir={tmp / 'app_settings'}",
     ]  # fmt: skip
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         cmd.append("--allow-root")
@@ -137,6 +148,75 @@ def _figure_under_slider(page) -> str:
     img = box.locator(".jp-OutputArea-output img").first
     img.wait_for(state="visible", timeout=30_000)
     return img.get_attribute("src") or ""
+
+
+def _quiz_questions() -> list:
+    """The questions chapter 01's quiz cell shows: ``show_quiz("01")``, or an inline list in older copies."""
+    from rlcourse.quiz import Question, load_quiz
+
+    cells = json.loads((ROOT / NOTEBOOK).read_text(encoding="utf-8"))["cells"]
+    src = next(
+        "".join(c["source"])
+        for c in cells
+        if c["cell_type"] == "code" and "show_quiz(" in "".join(c["source"])
+    )
+    call = next(
+        n
+        for n in ast.walk(ast.parse(_python(src)))
+        if isinstance(n, ast.Call) and ast.unparse(n.func).endswith("show_quiz")
+    )
+    if isinstance(call.args[0], ast.Constant):
+        return load_quiz(call.args[0].value)
+    return eval(compile(ast.Expression(call.args[0]), NOTEBOOK, "eval"), {"Question": Question})
+
+
+def _python(src: str) -> str:
+    """A cell's source without IPython magics and shell escapes, so that ``ast`` can parse it."""
+    return "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in src.splitlines())
+
+
+def _check_quiz(page, expect) -> None:
+    """The quiz is widgets; no answer or explanation shows (nor sits in the cell above) before Check."""
+    questions = _quiz_questions()
+    explanations = [e for q in questions for e in q.explanations]
+    strings = [  # every string literal in the notebook's code (implicit concatenations joined)
+        node.value
+        for cell in json.loads((ROOT / NOTEBOOK).read_text(encoding="utf-8"))["cells"]
+        if cell["cell_type"] == "code"
+        for node in ast.walk(ast.parse(_python("".join(cell["source"]))))
+        if isinstance(node, ast.Constant) and isinstance(node.value, str)
+    ]
+    in_source = [e for e in explanations if any(e in s for s in strings)]
+    assert not in_source, (
+        f"{NOTEBOOK} shows quiz explanations in its source, e.g. {in_source[0]!r}: use show_quiz('01')"
+    )
+    quiz = page.locator(".rlcourse-quiz").first
+    quiz.wait_for(state="attached", timeout=30_000)
+    quiz.scroll_into_view_if_needed()
+    expect(quiz).to_be_visible()
+    expect(quiz.locator(".widget-radio-box input[type='radio']")).to_have_count(
+        sum(len(q.options) for q in questions)
+    )
+    expect(quiz).to_contain_text(questions[0].text)
+    shown = page.locator("body").inner_text()
+    leaked = [e for e in explanations if e in shown]
+    assert not leaked, f"the quiz shows an explanation before the learner answers: {leaked[0]!r}"
+    assert "VBox(" not in shown, "a widget shows as text"
+    quiz.locator(".widget-radio-box input[type='radio']").first.check()
+    quiz.locator("button", has_text="Check").first.click()
+    expect(quiz).to_contain_text(questions[0].explanations[0], timeout=10_000)  # the answer's explanation
+
+
+def _check_no_news_prompt(page, url: str, token: str) -> None:
+    """The course's settings answer JupyterLab's first-open "official Jupyter news?" question: never."""
+    plugin = "@jupyterlab/apputils-extension:notification"
+    with urllib.request.urlopen(f"{url}/lab/api/settings/{plugin}?token={token}", timeout=10) as r:
+        schema = json.load(r)["schema"]
+    assert schema["properties"]["fetchNews"]["default"] == "false", (
+        "the course's lab settings were not applied"
+    )
+    prompts = page.locator(".Toastify__toast", has_text="Jupyter news")
+    assert prompts.count() == 0, "JupyterLab asked about official Jupyter news"
 
 
 def test_gamma_slider_redraws_the_return_plot(lab):
@@ -199,6 +279,10 @@ def test_gamma_slider_redraws_the_return_plot(lab):
                 assert second.startswith("data:image/png") and second != first, (
                     "moving gamma did not redraw the plot"
                 )
+                box = page.locator(".widget-interact").filter(
+                    has=page.locator(".widget-label", has_text="gamma")
+                )
+                expect(box.first.locator(".jp-OutputArea-output img")).to_have_count(1)  # drawn once
 
                 # let "Run All" finish: every code cell numbered, or a traceback (Run All stops there)
                 page.wait_for_function(
@@ -212,6 +296,8 @@ def test_gamma_slider_redraws_the_return_plot(lab):
                 assert errors.count() == 0, (
                     f"a cell raised an error:\n{(errors.first.text_content() or '')[:1500]}"
                 )
+                _check_quiz(page, expect)
+                _check_no_news_prompt(page, url, token)
             finally:
                 browser.close()
     finally:
