@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import os
 import shutil
 import tempfile
@@ -75,6 +76,8 @@ def check_int(
 ) -> int:
     """Return ``value`` if it is an integer (not a bool, not a float) in ``[low, high]``, else raise."""
     where = _where(owner, name)
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        value = int(value)  # numpy integers (np.int64(25)) are integers too
     if isinstance(value, bool) or not isinstance(value, int):
         hint = (
             f"; did you mean {int(value)}?" if isinstance(value, float) and float(value).is_integer() else ""

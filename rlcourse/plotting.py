@@ -13,6 +13,9 @@ import numpy as np
 
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
 
+METHOD_COLORS = {"PPO": "#1f77b4", "GRPO": "#d62728", "DPO": "#2ca02c", "SFT": "#7f7f7f", "start": "#7f7f7f"}
+"""One colour per method in chapters 07-10 (PPO blue, GRPO red, DPO green; the SFT/start model grey)."""
+
 
 def use_course_style() -> None:
     """Apply the course's matplotlib style (call once per notebook)."""

@@ -37,6 +37,7 @@ def test_check_number_refuses(value, kwargs, exc, fragment):
 
 def test_check_int():
     assert checks.check_int("steps", 3, low=1) == 3
+    assert checks.check_int("steps", np.int64(3), low=1) == 3 and type(checks.check_int("n", np.int64(3))) is int
     with pytest.raises(TypeError, match=r"steps must be an integer, got 3.0 .*did you mean 3"):
         checks.check_int("steps", 3.0, low=1)
     with pytest.raises(ValueError, match="steps must be >= 1, got 0"):

@@ -89,7 +89,7 @@ def test_accuracy_counts_ties_as_wrong_and_probability():
     ],
 )
 def test_bt_loss_bad_inputs_raise_clear_errors(chosen, rejected, kwargs, match):
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises((ValueError, TypeError), match=match):
         bradley_terry_loss(chosen, rejected, **kwargs)
 
 

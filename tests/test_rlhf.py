@@ -258,3 +258,23 @@ def test_train_ppo_bad_inputs():
 def test_token_grid_mask_is_refused_with_a_pointer_to_shift_mask():
     with pytest.raises(ValueError, match="shift_mask"):
         per_token_rewards(torch.zeros(2), torch.zeros(2, 4), torch.zeros(2, 4), torch.ones(2, 5), 0.1)
+
+
+def test_package_keeps_every_public_name_and_data_flows_one_way():
+    """rlcourse.rlhf is a package (config, loss, steps, trainer): trainer -> steps -> loss, never back up."""
+    import importlib
+    import re
+
+    import rlcourse.rlhf as rlhf
+
+    for name in rlhf.__all__:
+        assert hasattr(rlhf, name), name
+    order = ["config", "loss", "steps", "trainer"]
+    for i, mod in enumerate(order):
+        source = importlib.import_module(f"rlcourse.rlhf.{mod}").__file__
+        imported = set(
+            re.findall(r"from rlcourse\.rlhf\.(\w+) import", open(source, encoding="utf-8").read())
+        )
+        assert imported <= set(order[:i]), (
+            f"rlcourse.rlhf.{mod} imports {imported - set(order[:i])} (upwards)"
+        )

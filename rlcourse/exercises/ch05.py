@@ -1,5 +1,5 @@
 """Checkers for chapter 05 (the language model as a policy): the rule-based reward, completion
-log-probs from logits, and the REINFORCE loss with a per-prompt baseline.
+log-probs from logits, and the REINFORCE loss with a leave-one-out per-prompt baseline.
 
 Reference answers come from :mod:`rlcourse.lm`, the tested versions the rest of the course uses.
 """
@@ -84,12 +84,14 @@ def check_completion_logprob(fn: Callable) -> CheckResult:
 
 
 def _reference_reinforce(seq_logprobs, rewards, num_samples) -> torch.Tensor:
-    b = rewards.view(-1, num_samples).mean(1).repeat_interleave(num_samples)
+    """Leave-one-out baseline (RLOO): b_i = mean reward of the other num_samples - 1 samples of the prompt."""
+    group = rewards.view(-1, num_samples)
+    b = ((group.sum(1, keepdim=True) - group) / (num_samples - 1)).reshape(-1)
     return -((rewards - b) * seq_logprobs).mean()
 
 
 def check_reinforce_loss(fn: Callable) -> CheckResult:
-    """``fn(seq_logprobs (B,), rewards (B,), num_samples) -> scalar``: -mean((r - group mean) * logp)."""
+    """``fn(seq_logprobs (B,), rewards (B,), num_samples) -> scalar``: -mean((r - leave-one-out mean) * logp)."""
     logp = torch.tensor([-1.0, -2.0, -0.5, -3.0], dtype=torch.float64)
     r = torch.tensor([1.1, 0.1, 0.0, 1.1], dtype=torch.float64)
     g = torch.Generator().manual_seed(0)
@@ -114,7 +116,11 @@ def check_reinforce_loss(fn: Callable) -> CheckResult:
         Case(
             "2 prompts x 2 samples: loss, then d loss / d logp", (logp, r, 2), expected=expected(logp, r, 2)
         ),
-        Case("one group of 4 (baseline = the mean of all 4)", (logp, r, 4), expected=expected(logp, r, 4)),
+        Case(
+            "one group of 4 (each baseline = the mean of the OTHER 3)",
+            (logp, r, 4),
+            expected=expected(logp, r, 4),
+        ),
         Case("4 prompts x 2 samples, random", (logp8, r8, 2), expected=expected(logp8, r8, 2)),
         Case(
             "all rewards equal in every group: zero advantage, zero loss and gradient",
@@ -127,7 +133,8 @@ def check_reinforce_loss(fn: Callable) -> CheckResult:
         "reinforce_loss",
         lambda *a: loss_and_grad(*a),
         wrapped,
-        hint="baseline b = rewards.view(-1, num_samples).mean(1), repeated num_samples times per prompt; "
+        hint="group = rewards.view(-1, num_samples); the baseline of each sample is the mean of the others, "
+        "(group.sum(1, keepdim=True) - group) / (num_samples - 1), flattened back to (B,); "
         "loss = -((rewards - b) * seq_logprobs).mean(). The first number compared is the loss, the rest its "
         "gradient with respect to seq_logprobs.",
     )

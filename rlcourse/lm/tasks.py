@@ -30,7 +30,9 @@ over-optimisation of a learned proxy (chapters 06-07 measure it).
 Public API
 ----------
 - ``ArithmeticTask(seed=0, n_heldout=500)``: ``.prompt(a, b)``, ``.answer(prompt)``, ``.train_prompts``,
-  ``.heldout_prompts`` (disjoint), ``.sample_prompts(n, rng)``, ``.score(prompt, completion, finished)``,
+  ``.heldout_prompts`` (disjoint; the shipped model's SFT stopped on them, so they are a validation set),
+  ``.unseen_by_sft(steps, batch_size, seed)`` (a test set), ``.sample_prompts(n, rng)``,
+  ``.score(prompt, completion, finished)``,
   ``.rewards(rollout) -> (B,)``, ``.accuracy(model, tokenizer, prompts, greedy=True) -> float``.
 - ``ReviewTask()``: ``.is_grammatical(text)``, ``.gold_score(text)``, ``.sample_reviews(n, rng, prefix=None)``,
   ``.prompts(n, seed)`` (prefixes such as ``"the food was"``), ``.preference_pairs(n, seed)`` (dicts with
@@ -89,6 +91,30 @@ class ArithmeticTask:
         rng = np.random.default_rng(rng) if not isinstance(rng, np.random.Generator) else rng
         pool = self.train_prompts if split == "train" else self.heldout_prompts
         return [pool[i] for i in rng.integers(0, len(pool), size=n)]
+
+    def unseen_by_sft(self, steps: int, batch_size: int, seed: int) -> list[str]:
+        """Train prompts that an SFT run on this task never drew: a *test* set for the shipped model.
+
+        ``rlcourse.lm.sft.build_arithmetic`` draws ``batch_size`` train prompts per step with
+        :meth:`sample_prompts` from ``np.random.default_rng(seed)``; replaying those ``steps`` draws tells
+        which train prompts the model never saw. They are disjoint from ``heldout_prompts`` too, which
+        chose the SFT stopping step (a validation set), so accuracy on them is an unbiased test of the
+        shipped model (chapter 05). Pass the values in the model's manifest (``sft_config["seed"]``,
+        ``sft_config["batch_size"]``, ``metrics["steps"]``).
+
+        Returns:
+            the unseen train prompts, in the order of ``train_prompts``.
+        """
+        from rlcourse.checks import check_int
+
+        check_int("steps", steps, low=0)
+        check_int("batch_size", batch_size, low=1)
+        check_int("seed", seed, low=0)
+        rng = np.random.default_rng(seed)
+        seen = np.zeros(len(self.train_prompts), dtype=bool)
+        for _ in range(steps):
+            seen[rng.integers(0, len(self.train_prompts), size=batch_size)] = True
+        return [p for p, s in zip(self.train_prompts, seen, strict=True) if not s]
 
     def score(self, prompt: str, completion: str, finished: bool) -> float:
         """Rule-based reward (see the module docstring): 1.0 correct + 0.1 format, both need ``<eos>``."""
