@@ -45,11 +45,19 @@ def _as_numpy(x: Any, name: str) -> np.ndarray:
     if hasattr(x, "detach"):  # a torch tensor, on any device
         x = x.detach().cpu().numpy()
     try:
-        return np.asarray(x, dtype=float)
+        out = np.asarray(x, dtype=float)
     except (TypeError, ValueError):
         raise ValueError(
             f"{name} must be numbers (a list, NumPy array or tensor), got {type(x).__name__}"
         ) from None
+    bad = np.flatnonzero(~np.isfinite(out.ravel()))
+    if bad.size:
+        index = np.unravel_index(bad[0], out.shape) if out.ndim > 1 else int(bad[0])
+        raise ValueError(
+            f"{name} contains a non-finite value ({out.ravel()[bad[0]]}) at index {index}; "
+            "find where it comes from (a reward of NaN or inf cannot be discounted)"
+        )
+    return out
 
 
 def _check_gamma(gamma: float) -> float:

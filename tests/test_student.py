@@ -280,13 +280,21 @@ def test_chapter_has_exercises_quiz_and_summary(path, nb):
     quizzes = []
     for _, src in _code_cells(nb):
         tree = _parse(src)
-        if any(isinstance(c, ast.Call) and ast.unparse(c.func).endswith("show_quiz") for c in ast.walk(tree)):
-            quizzes.append(
-                sum(
-                    isinstance(c, ast.Call) and ast.unparse(c.func).endswith("Question")
-                    for c in ast.walk(tree)
+        calls = [
+            c for c in ast.walk(tree) if isinstance(c, ast.Call) and ast.unparse(c.func).endswith("show_quiz")
+        ]
+        for call in calls:  # show_quiz("NN") loads rlcourse.quizzes.chNN; show_quiz([...]) lists them inline
+            if call.args and isinstance(call.args[0], ast.Constant) and isinstance(call.args[0].value, str):
+                from rlcourse.quiz import load_quiz
+
+                quizzes.append(len(load_quiz(call.args[0].value)))
+            else:
+                quizzes.append(
+                    sum(
+                        isinstance(c, ast.Call) and ast.unparse(c.func).endswith("Question")
+                        for c in ast.walk(tree)
+                    )
                 )
-            )
     assert quizzes, f"{path.name}: no show_quiz(...) call"
     assert max(quizzes) >= 3, f"{path.name}: the quiz has {max(quizzes)} Question(...)s, want >= 3"
     assert not student.marker_problems(nb), student.marker_problems(nb)

@@ -169,3 +169,5 @@ def test_train_trpo_keeps_every_update_inside_delta():
     _, hist = train_trpo(TRPOConfig(seed=0, iterations=8, episodes_per_batch=8))
     assert max(hist.update_kl) <= 0.01
     assert np.mean(hist.update_mean_return[-3:]) > np.mean(hist.update_mean_return[:2])
+    # the cosine between the natural-gradient step and the plain gradient is logged per update
+    assert len(hist.update_cos_grad) == 8 and all(0 < c <= 1 + 1e-6 for c in hist.update_cos_grad)
