@@ -11,6 +11,24 @@ way that runs TRL's own lines:
   returned values we record;
 - one end-to-end check that TRL's GRPO loss on that real model equals ours on log-probs we compute.
 
+Exactly which TRL settings our losses equal (TRL 1.16; the stubs below set them):
+
+- ``rlcourse.grpo.grpo_loss`` (value *and* gradient) = ``GRPOTrainer`` with ``loss_type`` in
+  {"grpo", "bnpo", "dr_grpo"}, ``use_bias_correction_kl=False``, ``importance_sampling_level="token"``,
+  ``delta=None``, ``top_entropy_quantile=1.0``, ``off_policy_mask_threshold=None``, no vLLM, any
+  ``beta`` (0.0 and 0.04 tested), ``epsilon``/``epsilon_high`` as ours. TRL's *defaults* are
+  ``loss_type="dapo"``, ``beta=0.0`` and ``use_bias_correction_kl=True``: with the correction on, TRL
+  multiplies k3 by the differentiable ratio pi/pi_old, which is 1 in value on-policy (so the loss
+  *values* still agree, as in the real-model test) but changes the gradient: E[grad(ratio * k3)] is
+  grad KL(pi || pi_ref), while E[grad k3] (ours, DeepSeekMath's) is grad KL(pi_ref || pi)
+  (chapter 08 shows both exactly on a small softmax).
+- ``group_advantages`` = TRL's advantages with ``scale_rewards="group"`` (and ``scale=False`` =
+  ``scale_rewards="none"``).
+- ``rlcourse.dpo.dpo_loss`` = ``DPOTrainer`` with ``loss_type=[t]`` for t in {"sigmoid", "ipo",
+  "hinge"} (IPO with the per-token length normalisation), ``loss_weights=[1.0]``; DPO + ``nll_weight``
+  * ``chosen_nll`` = ``loss_type=["sigmoid", "sft"]``, ``loss_weights=[1, nll_weight]`` (the "sft" term
+  is one token mean over all chosen completion tokens of the batch).
+
 Skipped with a message when trl is not importable (it is a dev dependency, so CI runs them).
 """
 
@@ -234,6 +252,7 @@ def _trl_grpo_loss(
         off_policy_mask_threshold=None,
         importance_sampling_level="token",
         beta=beta,
+        # the correction off: ours is plain k3 (TRL's default True differs in the gradient, not the value)
         args=SimpleNamespace(use_bias_correction_kl=False, delta=None),
         loss_type=loss_type,
         epsilon_low=eps,
@@ -350,6 +369,7 @@ def real_grpo_trainer(tmp_path_factory):
         beta=0.04,
         save_strategy="no",
         loss_type="grpo",
+        activation_checkpointing=False,  # TRL's default sets transformers' deprecated gradient_checkpointing name
     )
     prompts = [f"{a}+{b}=" for a, b in zip(range(10, 26), range(30, 46), strict=True)]
     trainer = GRPOTrainer(
@@ -362,6 +382,7 @@ def real_grpo_trainer(tmp_path_factory):
     return trainer, recorded, prompts
 
 
+@pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated:FutureWarning")  # inside TRL
 def test_group_advantages_equal_trl(real_grpo_trainer):
     trainer, recorded, prompts = real_grpo_trainer
     torch.manual_seed(1)
@@ -381,6 +402,7 @@ def test_group_advantages_equal_trl(real_grpo_trainer):
         trainer.scale_rewards = "group"
 
 
+@pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated:FutureWarning")  # inside TRL
 def test_all_equal_groups_have_zero_advantage_in_trl_and_ours(real_grpo_trainer):
     trainer, recorded, prompts = real_grpo_trainer
     rewards = torch.tensor([1.0, 1.0, 1.0, 1.0, 0.0, 2.0, 0.0, 1.0])
@@ -388,8 +410,14 @@ def test_all_equal_groups_have_zero_advantage_in_trl_and_ours(real_grpo_trainer)
     torch.testing.assert_close(group_advantages(rewards, 4)[:4], torch.zeros(4))
 
 
+@pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated:FutureWarning")  # inside TRL
 def test_grpo_loss_on_a_real_model_equals_trl(real_grpo_trainer):
-    """TRL scores completions with its fused LM head (logits / temperature); we use log_softmax."""
+    """TRL scores completions with its fused LM head (logits / temperature); we use log_softmax.
+
+    This trainer keeps TRL's default ``use_bias_correction_kl=True``: on-policy the ratio is 1, so the
+    loss *values* agree; the gradients of the KL term do not (see the module docstring), which is why
+    the gradient tests above use the stub with the correction off.
+    """
     trainer, recorded, prompts = real_grpo_trainer
     torch.manual_seed(2)
     out = trainer._generate_and_score_completions([{"prompt": p} for p in prompts[4:6] for _ in range(4)])
