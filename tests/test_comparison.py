@@ -5,7 +5,15 @@ import math
 import pytest
 import torch
 
-from rlcourse.comparison import pareto_front, state_bytes, time_to_target
+from rlcourse.comparison import (
+    evaluate_policy,
+    finished_within,
+    pareto_front,
+    seeds_agree,
+    spread,
+    state_bytes,
+    time_to_target,
+)
 from rlcourse.exercises import ch10
 
 
@@ -41,6 +49,93 @@ def test_pareto_front():
     assert pareto_front([1.0, 1.0], [0.2, 0.5]) == [1]
     with pytest.raises(ValueError, match="equal length"):
         pareto_front([1.0], [1.0, 2.0])
+
+
+def test_spread_and_seeds_agree():
+    assert spread([1.0, 3.0, 2.0]) == (2.0, 1.0, 3.0)
+    assert seeds_agree([0.5, 0.6, 0.7], [0.1, 0.2, 0.3], margin=0.1) == 1
+    assert seeds_agree([0.1, 0.2], [0.5, 0.6], margin=0.1) == -1
+    assert seeds_agree([0.5, 0.1], [0.3, 0.3], margin=0.0) == 0  # seeds disagree
+    assert seeds_agree([0.35, 0.6], [0.3, 0.3], margin=0.1) == 0  # one seed within the margin
+    assert seeds_agree([math.inf, 9.0], [3.0, 4.0], margin=0.0) == 1  # inf: never reached the target
+    assert seeds_agree([math.inf, 9.0], [math.inf, 4.0], margin=0.0) == 0
+    with pytest.raises(ValueError, match="one value per seed"):
+        seeds_agree([1.0], [1.0, 2.0], 0.1)
+    with pytest.raises(ValueError, match="margin"):
+        seeds_agree([1.0], [1.0], -0.1)
+    with pytest.raises(ValueError, match="one entry per seed"):
+        spread([])
+
+
+def test_finished_within():
+    lengths, finished = [3, 5, 8, 8], [True, True, True, False]
+    assert finished_within([2, 3, 5, 8], lengths, finished) == [0.0, 0.25, 0.5, 0.75]
+    assert finished_within([4], torch.tensor(lengths), torch.tensor(finished)) == [0.25]
+    with pytest.raises(ValueError, match="equal length"):
+        finished_within([4], [1, 2], [True])
+    with pytest.raises(ValueError, match="positive integers"):
+        finished_within([0], lengths, finished)
+
+
+@pytest.fixture
+def tiny_lm():
+    from transformers import GPT2LMHeadModel
+
+    from rlcourse.lm.model import tiny_gpt2_config
+    from rlcourse.lm.tokenizer import build_tokenizer
+
+    tok = build_tokenizer()
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(tiny_gpt2_config(len(tok), n_embd=32, n_layer=1, n_head=2, n_positions=48))
+    return model.eval(), tok
+
+
+class LengthTask:
+    """A stand-in for ReviewTask: gold = the text's length in characters."""
+
+    def gold_score(self, text):
+        return float(len(text))
+
+    def is_grammatical(self, text):
+        return text.endswith(".")
+
+
+def test_finished_within_matches_a_shorter_limit(tiny_lm):
+    """One batch at a long limit gives the finish rate of every shorter limit (same random draws)."""
+    from rlcourse.lm.generate import generate
+
+    model, tok = tiny_lm
+    prompts = ["1+1="] * 64
+    long = generate(model, tok, prompts, 30, 1.0, generator=torch.Generator().manual_seed(3))
+    short = generate(model, tok, prompts, 6, 1.0, generator=torch.Generator().manual_seed(3))
+    rate = finished_within([6], long.completion_lengths, long.finished)[0]
+    assert 0 < rate < 1  # the test means something: some samples end within 6 tokens, some do not
+    assert rate == short.finished.float().mean().item()
+
+
+def test_evaluate_policy(tiny_lm):
+    model, tok = tiny_lm
+    prompts = ["1+1=", "2+2="] * 16
+    r = evaluate_policy(model, model, tok, prompts, LengthTask(), 12, 1.0, torch.Generator().manual_seed(0))
+    assert r["kl"] == 0.0  # the policy against itself
+    assert len(r["texts"]) == 32 and 0 < r["finished"] < 1
+    again = evaluate_policy(
+        model, model, tok, prompts, LengthTask(), 12, 1.0, torch.Generator().manual_seed(0)
+    )
+    assert again["texts"] == r["texts"] and again["gold"] == r["gold"]
+    # the same draws again: gold on the finished samples is the mean over exactly those rows
+    from rlcourse.lm.generate import generate
+
+    roll = generate(model, tok, prompts, 12, 1.0, generator=torch.Generator().manual_seed(0))
+    assert roll.texts == r["texts"]
+    gold = [LengthTask().gold_score(t) for t in roll.texts]
+    fin = roll.finished.tolist()
+    assert r["gold_finished"] == pytest.approx(sum(g for g, f in zip(gold, fin, strict=True) if f) / sum(fin))
+    assert r["gold"] == pytest.approx(sum(gold) / len(gold))
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        evaluate_policy(model, model, tok, prompts, LengthTask(), 0)
+    with pytest.raises(ValueError, match="prompts is empty"):
+        evaluate_policy(model, model, tok, [], LengthTask(), 5)
 
 
 @pytest.mark.parametrize(
