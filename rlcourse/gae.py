@@ -22,15 +22,18 @@ from __future__ import annotations
 
 import torch
 
+from rlcourse.checks import check_binary, check_finite, check_number
+
 __all__ = ["compute_gae", "td_errors"]
 
 
 def _check(
     rewards: torch.Tensor, values: torch.Tensor, dones: torch.Tensor, last_value: torch.Tensor
-) -> None:
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Check shapes, dones in {0, 1} and finiteness; return the inputs in one floating dtype."""
     for name, x in (("rewards", rewards), ("values", values), ("dones", dones), ("last_value", last_value)):
         if not isinstance(x, torch.Tensor):
-            raise ValueError(
+            raise TypeError(
                 f"{name} must be a torch.Tensor, got {type(x).__name__}; wrap it with torch.as_tensor"
             )
     if rewards.dim() not in (1, 2) or rewards.shape[0] == 0:
@@ -45,6 +48,21 @@ def _check(
             f"last_value must be V(s_T) with shape {tuple(rewards.shape[1:])} (one value per environment), "
             f"got {tuple(last_value.shape)} for rewards of shape {tuple(rewards.shape)}"
         )
+    check_binary("dones", dones)
+    # integer rewards (e.g. +1 per step) are computed in floating point, never in integer arithmetic
+    dtype = torch.promote_types(rewards.dtype, torch.promote_types(values.dtype, last_value.dtype))
+    if not dtype.is_floating_point:
+        dtype = torch.get_default_dtype()
+    rewards, values, last_value = rewards.to(dtype), values.to(dtype), last_value.to(dtype)
+    for name, x in (("rewards", rewards), ("values", values), ("last_value", last_value)):
+        check_finite(name, x)
+    return rewards, values, dones.to(dtype), last_value
+
+
+def _check_gamma(**numbers: float) -> None:
+    fixes = {"gamma": "use e.g. 0.99", "lam": "use e.g. 0.95 (0 = TD error, 1 = Monte Carlo)"}
+    for name, x in numbers.items():
+        check_number(name, x, low=0.0, high=1.0, fix=fixes[name])
 
 
 def td_errors(
@@ -54,9 +72,15 @@ def td_errors(
 
     Shapes: rewards, values, dones (T,) or (T, N); last_value () or (N,) -> (T,) or (T, N).
     """
-    _check(rewards, values, dones, last_value)
+    _check_gamma(gamma=gamma)
+    return _deltas(*_check(rewards, values, dones, last_value), gamma)
+
+
+def _deltas(
+    rewards: torch.Tensor, values: torch.Tensor, dones: torch.Tensor, last_value: torch.Tensor, gamma: float
+) -> torch.Tensor:
     next_values = torch.cat([values[1:], last_value.unsqueeze(0)])
-    return rewards + gamma * next_values * (1.0 - dones.to(values.dtype)) - values
+    return rewards + gamma * next_values * (1.0 - dones) - values
 
 
 def compute_gae(
@@ -70,9 +94,9 @@ def compute_gae(
     """GAE(gamma, lam) advantages and value targets of one rollout.
 
     Args:
-        rewards: r_t, shape (T,) or (T, N).
+        rewards: r_t, shape (T,) or (T, N); integer rewards are converted to floating point.
         values: V(s_t) under the policy that collected the rollout, same shape.
-        dones: 1 where the episode ended at step t (float or bool), same shape.
+        dones: 1 where the episode ended at step t (float, int or bool; only 0 and 1), same shape.
         last_value: V(s_T), the value of the observation after the last step, shape () or (N,).
         gamma: discount factor in [0, 1].
         lam: GAE lambda in [0, 1]; 0 = one-step TD error, 1 = Monte Carlo return minus V.
@@ -80,12 +104,16 @@ def compute_gae(
     Returns:
         ``(advantages, returns)``, both shaped like ``rewards``; ``returns = advantages + values``.
         Computed without gradients flowing into ``values`` (they are targets).
+
+    Raises:
+        ValueError: NaN or inf in rewards, values or last_value (naming the tensor and the first
+            index), dones other than 0/1, gamma or lam outside [0, 1], mismatched shapes.
     """
-    if not 0.0 <= gamma <= 1.0 or not 0.0 <= lam <= 1.0:
-        raise ValueError(f"gamma and lam must lie in [0, 1], got gamma={gamma}, lam={lam}")
+    _check_gamma(gamma=gamma, lam=lam)
     with torch.no_grad():
-        deltas = td_errors(rewards, values, dones, last_value, gamma)
-        not_done = 1.0 - dones.to(values.dtype)
+        rewards, values, dones, last_value = _check(rewards, values, dones, last_value)
+        deltas = _deltas(rewards, values, dones, last_value, gamma)
+        not_done = 1.0 - dones
         advantages = torch.empty_like(deltas)
         running = torch.zeros_like(last_value, dtype=deltas.dtype)
         for t in reversed(range(deltas.shape[0])):

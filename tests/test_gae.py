@@ -116,7 +116,6 @@ def test_bool_dones_and_float32_work_and_values_get_no_gradient():
             dict(rewards=torch.zeros(5, 3, 2), values=torch.zeros(5, 3, 2), dones=torch.zeros(5, 3, 2)),
             r"\(T,\)",
         ),
-        (dict(rewards=[0.0] * 5), "torch.Tensor"),
         (dict(gamma=1.5), "gamma"),
         (dict(lam=-0.1), "lam"),
     ],
@@ -134,3 +133,17 @@ def test_bad_inputs_raise_value_error(kwargs, match):
 def test_error_message_names_the_shapes():
     with pytest.raises(ValueError, match=r"\(5, 3\).*\(4, 3\)"):
         compute_gae(torch.zeros(5, 3), torch.zeros(4, 3), torch.zeros(5, 3), torch.zeros(3), 0.9, 0.9)
+
+
+def test_integer_rewards_are_computed_in_floating_point():
+    rewards, values, dones, last_value = random_rollout(12, 3, seed=5)
+    int_rewards = (rewards * 3).round().long()  # e.g. +1 / -2 per step, as an int tensor
+    adv_int, ret_int = compute_gae(int_rewards, values, dones, last_value, 0.9, 0.8)
+    adv_float, ret_float = compute_gae(int_rewards.double(), values, dones, last_value, 0.9, 0.8)
+    assert adv_int.dtype == torch.float64
+    torch.testing.assert_close(adv_int, adv_float)
+    torch.testing.assert_close(ret_int, ret_float)
+    # everything integer: computed in the default float dtype, not truncated
+    adv, _ = compute_gae(torch.ones(3, dtype=torch.long), torch.zeros(3, dtype=torch.long),
+                         torch.zeros(3, dtype=torch.long), torch.tensor(0), 0.5, 1.0)  # fmt: skip
+    torch.testing.assert_close(adv, torch.tensor([1.75, 1.5, 1.0]))

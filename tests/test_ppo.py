@@ -1,15 +1,11 @@
 """PPO losses (rlcourse.ppo) against hand-computed values and CleanRL's formulas; a short training run."""
 
-import copy
 import math
 
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
-from rlcourse.flat import FlatAdam, flat_parameters, own_storage
-from rlcourse.policies import CategoricalPolicy, ValueNet
 from rlcourse.ppo import (
     PPOConfig,
     adaptive_kl_beta,
@@ -126,12 +122,14 @@ def test_bad_inputs_raise_value_error():
         clipped_surrogate_loss(x3, x3, x3, -0.1)
     with pytest.raises(ValueError, match="beta"):
         adaptive_kl_beta(0.0, 0.01, 0.01)
+    with pytest.raises(ValueError, match="kl_target"):
+        adaptive_kl_beta(1.0, 0.01, 0.0)
     with pytest.raises(ValueError, match="objective"):
         PPOConfig(objective="trust_region")
     with pytest.raises(ValueError, match="truncation"):
         PPOConfig(truncation="ignore")
     with pytest.raises(ValueError, match="minibatch_size"):
-        PPOConfig(num_envs=2, num_steps=8, minibatch_size=64)
+        PPOConfig(num_envs=2, num_steps=8, minibatch_size=64, total_timesteps=1024)
     with pytest.raises(ValueError, match="discrete"):
         train_ppo(PPOConfig(env_id="Pendulum-v1", total_timesteps=512))
 
@@ -141,7 +139,7 @@ def test_short_seeded_ppo_run_improves_the_return():
     first, last = sum(res.episode_returns[:20]) / 20, res.last_mean(20)
     assert last > 3 * first and last > 100, (first, last)
     assert res.env_steps == 12_000 // 256 * 256
-    assert len(res.kl) == len(res.clip_fraction) == 12_000 // 256
+    assert len(res.kl) == len(res.clip_fraction) == len(res.epochs) == 12_000 // 256
     assert all(k >= 0 for k in res.kl)
 
 
@@ -166,71 +164,37 @@ def test_steps_to_reach_matches_early_stopping():
     assert full.steps_to_reach(1e9) is None
 
 
-def test_flat_parameter_steps_equal_clip_grad_norm_and_adam_per_tensor():
-    # train_ppo's gradient step (flat tensor, FlatAdam) == clip_grad_norm_ + torch Adam over the separate tensors
-    torch.manual_seed(0)
-    nets_a = (CategoricalPolicy(4, 2, (8, 8)), ValueNet(4, (8, 8)))
-    nets_b = copy.deepcopy(nets_a)
-    params_a = [p for m in nets_a for p in m.parameters()]
-    opt_a = torch.optim.Adam(params_a, lr=1e-2, eps=1e-5)
-    flat = flat_parameters(*nets_b)
-    opt_b = FlatAdam(flat, lr=1e-2, eps=1e-5)
-    assert flat.shape == (sum(p.numel() for p in params_a),)
-    for _ in range(3):
-        obs, actions, targets = torch.randn(16, 4), torch.randint(0, 2, (16,)), 10 * torch.randn(16)
+def test_trained_networks_can_be_saved_with_safetensors(tmp_path):
+    from safetensors.torch import load_file, save_file
 
-        def loss(pi, vf, obs=obs, actions=actions, targets=targets):
-            return -pi.log_prob(obs, actions).mean() + ((vf(obs) - targets) ** 2).mean()
-
-        opt_a.zero_grad()
-        loss(*nets_a).backward()
-        norm_a = nn.utils.clip_grad_norm_(params_a, 0.5)
-        opt_a.step()
-        flat.grad.zero_()
-        loss(*nets_b).backward()
-        norm_b = flat.grad.norm()
-        flat.grad.mul_((0.5 / (norm_b + 1e-6)).clamp(max=1.0))
-        opt_b.step()
-        assert norm_a > 0.5  # the clipping was exercised
-        torch.testing.assert_close(norm_b, norm_a)
-        for p, q in zip(params_a, (p for m in nets_b for p in m.parameters()), strict=True):
-            torch.testing.assert_close(q, p)
-    own_storage(*nets_b)
-    storages = {p.untyped_storage().data_ptr() for m in nets_b for p in m.parameters()}
-    assert len(storages) == len(params_a)  # each parameter owns its memory again
-    assert all(p.grad is None for m in nets_b for p in m.parameters())
-
-
-@pytest.mark.parametrize("betas, eps", [((0.9, 0.999), 1e-5), ((0.5, 0.9), 1e-3)])
-def test_flat_adam_is_torch_adam_to_the_bit(betas, eps):
-    torch.manual_seed(0)
-    a = nn.Parameter(torch.randn(300))
-    b = nn.Parameter(a.detach().clone())
-    opt_a = torch.optim.Adam([a], lr=1e-2, betas=betas, eps=eps, foreach=False)
-    opt_b = FlatAdam(b, lr=1e-2, betas=betas, eps=eps)
-    for step in range(100):
-        if step == 50:  # a schedule changes the learning rate between steps
-            opt_a.param_groups[0]["lr"] = opt_b.lr = 3e-3
-        a.grad = torch.randn(300) * (1 + step)
-        b.grad = a.grad.clone()
-        opt_a.step()
-        opt_b.step()
-    assert torch.equal(a, b)
-
-
-def test_flat_helpers_reject_bad_input():
-    with pytest.raises(ValueError, match="without parameters"):
-        flat_parameters(nn.Tanh())
-    with pytest.raises(ValueError, match="betas"):
-        FlatAdam(nn.Parameter(torch.zeros(3)), lr=1e-3, betas=(1.0, 0.999))
-    with pytest.raises(ValueError, match="backward"):
-        FlatAdam(nn.Parameter(torch.zeros(3)), lr=1e-3).step()
-
-
-def test_trained_networks_own_their_parameters():
     res = train_ppo(PPOConfig(seed=0, total_timesteps=512))
-    params = [*res.policy.parameters(), *res.value_fn.parameters()]
-    assert len({p.untyped_storage().data_ptr() for p in params}) == len(params)
+    save_file(res.policy.state_dict(), tmp_path / "policy.safetensors")
+    loaded = load_file(tmp_path / "policy.safetensors")
+    assert all(torch.equal(loaded[k], v) for k, v in res.policy.state_dict().items())
+
+
+def test_target_kl_stops_epochs_early_and_lowers_the_kl():
+    base = dict(seed=0, total_timesteps=10_240)
+    free, stopped = train_ppo(PPOConfig(**base)), train_ppo(PPOConfig(**base, target_kl=0.005))
+    assert free.epochs == [20] * len(free.kl)
+    assert min(stopped.epochs) >= 1 and sum(stopped.epochs) < sum(free.epochs)
+    assert max(stopped.kl) < max(free.kl)
+
+
+def test_value_clipping_range_is_not_annealed(monkeypatch):
+    # the value's clip range is clip_eps itself (CleanRL), while the ratio's decays with the schedule
+    import rlcourse.ppo.train as train
+
+    seen = []
+    real = train.clipped_value_loss
+
+    def spy(v, v_old, ret, eps):
+        seen.append(eps)
+        return real(v, v_old, ret, eps)
+
+    monkeypatch.setattr(train, "clipped_value_loss", spy)
+    res = train_ppo(PPOConfig(seed=0, total_timesteps=2048, update_epochs=1, clip_value=True))
+    assert len(res.kl) == 8 and seen == [0.2] * 8
 
 
 def test_shuffled_minibatches_learn():
