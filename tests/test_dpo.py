@@ -179,3 +179,24 @@ def test_trim_padding_drops_only_all_padding_columns():
     torch.testing.assert_close(a, ids[:, 1:])
     torch.testing.assert_close(b, attn[:, 1:])
     torch.testing.assert_close(c, comp[:, 1:])
+
+
+def test_at_the_optimum_beta_times_the_log_ratio_gap_is_the_reward_gap_for_every_beta():
+    """Chapter 09, section 4: delta = (r_w - r_l) / beta shrinks with beta; beta * delta does not move."""
+    ref = torch.tensor([0.4, 0.3, 0.2, 0.1], dtype=torch.float64)
+    r = torch.tensor([0.0, 1.0, 0.5, -1.0], dtype=torch.float64)
+    for beta in (0.1, 0.5, 2.0):
+        logratio = torch.log(closed_form_optimum(ref, r, beta) / ref)
+        delta = logratio[1] - logratio[3]
+        assert delta.item() == pytest.approx(2.0 / beta)
+        assert (beta * delta).item() == pytest.approx(2.0)
+
+
+def test_callback_gets_step_and_history_and_logratio_gap_is_margin_over_beta(tiny_model):
+    model, tok = tiny_model
+    calls = []
+    cfg = DPOConfig(steps=3, batch_size=2, lr=1e-3, beta=0.5, eval_every=0)
+    hist = train_dpo(model, tok, PAIRS, cfg, callback=lambda step, h: calls.append((step, len(h["step"]))))
+    assert calls == [(1, 1), (2, 2), (3, 3)]
+    for m, gap in zip(hist["margin"], hist["logratio_gap"], strict=True):
+        assert m == pytest.approx(0.5 * gap, abs=1e-6)
