@@ -299,3 +299,13 @@ def test_train_reward_model_failing_callback_keeps_the_history():
     assert len(info.value.history["loss"]) == 3 and "seconds" in info.value.history
     with pytest.raises(ValueError, match="pair 1 is missing"):
         train_reward_model(rm, tok, [pairs[0], {"prompt": "x", "chosen": "y"}])
+
+
+def test_reward_model_text_with_a_character_outside_the_vocabulary_is_refused():
+    """An unknown character in a reward-model text is named, never silently read as <unk>."""
+    from rlcourse.lm.model import load_model
+    from rlcourse.reward_model.texts import encode_texts
+
+    _, tok = load_model("reviews", device="cpu")
+    with pytest.raises(ValueError, match=r"texts\[1\]"):
+        encode_texts(tok, ["a good film", "a good film ☃"], device="cpu")

@@ -20,14 +20,16 @@ def encode_texts(
         layout (``<bos>`` prompt completion ``<eos>``), so the reward model reads its score at the same kind
         of token in training and in PPO.
     """
-    from rlcourse.lm.tokenizer import left_pad
+    from rlcourse.lm.tokenizer import encode_text, left_pad
 
     if isinstance(texts, str) or len(texts) == 0:
         raise ValueError(f"texts must be a non-empty list of strings, got {texts!r:.60}")
     bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
     if bad:
         raise TypeError(f"texts must hold strings; texts[{bad[0]}] is a {type(texts[bad[0]]).__name__}")
-    rows = [tokenizer(t, add_special_tokens=True)["input_ids"] for t in texts]
+    rows = [
+        encode_text(tokenizer, t, add_special_tokens=True, name=f"texts[{i}]") for i, t in enumerate(texts)
+    ]
     if add_eos:
         rows = [r + [tokenizer.eos_token_id] for r in rows]
     return left_pad(rows, tokenizer.pad_token_id, device)
