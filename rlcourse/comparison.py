@@ -36,6 +36,7 @@ __all__ = [
     "spread",
     "state_bytes",
     "time_to_target",
+    "zero_state_bytes",
 ]
 
 ADAM_COPIES = 4  # weight + gradient + Adam's first and second moments
@@ -60,6 +61,27 @@ def state_bytes(trained: Sequence[int], frozen: Sequence[int] = (), bytes_per_pa
     if bytes_per_param <= 0:
         raise ValueError(f"bytes_per_param must be positive, got {bytes_per_param}")
     return int(bytes_per_param * (ADAM_COPIES * sum(trained) + sum(frozen)))
+
+
+def zero_state_bytes(n_params: int, n_gpus: int = 1, stage: int = 0) -> float:
+    """Bytes of a trained model's state per GPU in mixed precision with Adam, under DeepSpeed ZeRO (chapter 12).
+
+    Per parameter: a bf16 weight (2 bytes), a bf16 gradient (2) and fp32 optimiser state (12: master weight
+    and Adam's two moments), 16 bytes in all. ZeRO stage 1 splits the optimiser state over the ``n_gpus``
+    data-parallel ranks, stage 2 the gradients too, stage 3 the weights too (Rajbhandari et al. 2020, table 1):
+    stage 0 ``16 n``, 1 ``4 n + 12 n / N``, 2 ``2 n + 14 n / N``, 3 ``16 n / N``.
+    """
+    if isinstance(n_params, bool) or not isinstance(n_params, (int, np.integer)) or n_params < 0:
+        raise ValueError(
+            f"n_params must be a non-negative integer, got {n_params!r}; e.g. n_params=494_032_768"
+        )
+    if isinstance(n_gpus, bool) or not isinstance(n_gpus, (int, np.integer)) or n_gpus < 1:
+        raise ValueError(f"n_gpus must be a positive integer, got {n_gpus!r}; e.g. n_gpus=8")
+    if stage not in (0, 1, 2, 3):
+        raise ValueError(f"stage must be a ZeRO stage 0, 1, 2 or 3, got {stage!r}")
+    weights, grads, optim = 2 * n_params, 2 * n_params, 12 * n_params
+    split = {0: 0, 1: optim, 2: optim + grads, 3: optim + grads + weights}[stage]
+    return (weights + grads + optim - split) + split / n_gpus
 
 
 def time_to_target(times: Sequence[float], values: Sequence[float], target: float) -> float:

@@ -160,3 +160,27 @@ def test_checkers(checker, right, wrong, monkeypatch):
         raise NotImplementedError()
 
     assert checker(blank).status == "not done"
+
+
+def test_zero_state_bytes_follows_the_zero_paper():
+    from rlcourse.comparison import zero_state_bytes
+
+    n = 7_500_000_000  # the ZeRO paper's 7.5B example on 64 GPUs: 120, 31.4, 16.6, 1.9 GB
+    got = [zero_state_bytes(n, 64, s) / 1e9 for s in range(4)]
+    assert got == pytest.approx([120, 31.4, 16.6, 1.875], abs=0.05)
+    assert zero_state_bytes(1000, 1, 3) == zero_state_bytes(1000, 1, 0) == 16_000
+
+
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        ({"n_params": -1}, "n_params"),
+        ({"n_params": 10, "n_gpus": 0}, "n_gpus"),
+        ({"n_params": 10, "stage": 4}, "stage"),
+    ],
+)
+def test_zero_state_bytes_rejects_bad_input(kwargs, words):
+    from rlcourse.comparison import zero_state_bytes
+
+    with pytest.raises(ValueError, match=words):
+        zero_state_bytes(**kwargs)

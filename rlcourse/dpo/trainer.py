@@ -2,6 +2,10 @@
 
 :class:`DPOConfig` checks every field when it is built; :func:`train_dpo` keeps the history of the
 completed steps when anything fails mid-run (:class:`rlcourse.checks.TrainingError`) or Ctrl-C stops it.
+
+Under a ``torch.distributed`` process group (``torchrun``, chapter 12) it runs data-parallel: every rank
+draws the same global batch of pairs and trains on its block, each loss term scaled by the rank's share
+of its global normaliser (pairs for DPO's mean, chosen tokens for the NLL), gradients summed over ranks.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from rlcourse import distributed
 from rlcourse.checks import TrainingError, call_user, check_choice, check_int, check_number, interrupted
 from rlcourse.dpo.data import pair_batch, pair_logps, sample_and_score, trim_padding
 from rlcourse.dpo.loss import LOSS_TYPES, check_beta, chosen_nll, dpo_loss
@@ -81,6 +86,7 @@ def dpo_step(
     log-probs under the policy), ``chosen_reward`` / ``rejected_reward`` (implicit rewards), ``reward_acc``
     (fraction with chosen reward > rejected), ``margin`` (mean ``beta * delta``, the implicit-reward gap),
     ``logratio_gap`` (mean ``delta`` = chosen log-ratio - rejected log-ratio, in nats), ``grad_norm``.
+    Under a process group ``batch`` is this rank's block and every returned value is global (chapter 12).
     """
     ids, attn, comp = batch
     per_token, logps = pair_logps(policy, ids, attn, comp)
@@ -101,10 +107,19 @@ def dpo_step(
     if cfg.nll_weight:
         loss = loss + cfg.nll_weight * nll
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    if distributed.is_active():
+        tokens = shift_mask(comp[:B]).sum().item()
+        pair_share, token_share = (
+            B / distributed.all_reduce_sum(B),
+            tokens / distributed.all_reduce_sum(tokens),
+        )
+        (dpo * pair_share + cfg.nll_weight * nll * token_share).backward()
+        distributed.all_reduce_grads(policy.parameters())
+    else:
+        loss.backward()
     grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm, foreach=True)
     optimizer.step()
-    return {
+    stats = {
         "loss": loss.item(),
         "dpo_loss": dpo.item(),
         "nll": nll.item(),
@@ -117,6 +132,19 @@ def dpo_step(
         "logratio_gap": ((cr - rr) / cfg.beta).mean().item(),
         "grad_norm": float(grad_norm),
     }
+    if distributed.is_active():
+        stats.update(_global_stats(stats, B, tokens, cfg))
+    return stats
+
+
+def _global_stats(stats: dict, pairs: int, tokens: float, cfg: DPOConfig) -> dict:
+    """Data parallel: the step's means over every rank's pairs (the NLL over every chosen token)."""
+    keys = ("dpo_loss", "chosen_logp", "rejected_logp", "chosen_reward", "rejected_reward", "reward_acc")
+    keys += ("margin", "logratio_gap")
+    weights = dict.fromkeys(keys, pairs) | {"nll": tokens}
+    out = distributed.weighted_means({k: stats[k] for k in weights}, weights)
+    out["loss"] = out["dpo_loss"] + cfg.nll_weight * out["nll"] if cfg.nll_weight else out["dpo_loss"]
+    return out
 
 
 STEP_KEYS = [
@@ -204,6 +232,17 @@ def train_dpo(
 
     cfg = _check_train_args(pairs, cfg, task, eval_prompts, callback)
     device = next(policy.parameters()).device
+    rank, world_size = distributed.world()
+    data_parallel = distributed.is_active()
+    if data_parallel:
+        if cfg.batch_size % world_size:
+            raise ValueError(
+                f"DPOConfig.batch_size={cfg.batch_size} is not divisible by the number of ranks ({world_size}); "
+                f"every rank must get the same share of pairs: use a multiple of {world_size}, e.g. "
+                f"batch_size={world_size * max(1, cfg.batch_size // world_size)}"
+            )
+        distributed.broadcast_params(policy)  # every rank starts from rank 0's weights, as DDP does
+        progress, callback = progress and rank == 0, callback if rank == 0 else None
     ref_model = ref_model if ref_model is not None else frozen_copy(policy)
     rng = np.random.default_rng(cfg.seed)
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
@@ -221,7 +260,7 @@ def train_dpo(
     memory = state_memory_mb([policy], [ref_model])
 
     def evaluate(step: int) -> None:
-        if eval_prompts is None:
+        if eval_prompts is None or rank != 0:  # rank 0 alone; its sampler `gen` is not used for training
             return
         prompts = [eval_prompts[i % len(eval_prompts)] for i in range(cfg.eval_samples)]
         r = sample_and_score(
@@ -244,6 +283,8 @@ def train_dpo(
         for step in progress_bar(range(cfg.steps), progress, f"DPO beta={cfg.beta:g} nll={cfg.nll_weight:g}"):
             t0 = time.perf_counter()
             idx = torch.as_tensor(rng.integers(0, n, cfg.batch_size), device=device)
+            if data_parallel:  # the same global batch on every rank; keep this rank's block
+                idx = idx[rank * len(idx) // world_size : (rank + 1) * len(idx) // world_size]
             rows = torch.cat([idx, idx + n])
             batch = trim_padding((ids[rows], attn[rows], comp[rows]))
             row = dpo_step(policy, optimizer, batch, ref_all[rows], cfg)

@@ -23,7 +23,9 @@ Modules: :mod:`~rlcourse.grpo.advantages` (``group_advantages``, ``rloo_advantag
 ``importance_ratio``), :mod:`~rlcourse.grpo.overlong` (DAPO's overlong handling),
 :mod:`~rlcourse.grpo.sampling` (DAPO's dynamic sampling), :mod:`~rlcourse.grpo.config`
 (``GRPOConfig``), :mod:`~rlcourse.grpo.step` (``grpo_step``, ``state_memory_mb``, ``make_adam``),
-:mod:`~rlcourse.grpo.trainer` (``train_grpo``). Every public name is importable from ``rlcourse.grpo``.
+:mod:`~rlcourse.grpo.trainer` (``train_grpo``), :mod:`~rlcourse.grpo.parallel` (data parallel under torchrun:
+``prompt_seeds``, ``sample_per_prompt``, ``global_loss_scale``, ``check_data_parallel``; chapter 12;
+``python -m rlcourse.grpo --help``). Every public name is importable from ``rlcourse.grpo``.
 """
 
 from rlcourse.grpo.advantages import (
@@ -47,6 +49,7 @@ from rlcourse.grpo.overlong import (
     soft_overlong_punishment,
     with_soft_overlong_punishment,
 )
+from rlcourse.grpo.parallel import check_data_parallel, global_loss_scale, prompt_seeds, sample_per_prompt
 from rlcourse.grpo.sampling import concat_rollouts, dynamic_sample, select_rows
 from rlcourse.grpo.step import grpo_step, logprobs_and_entropy, make_adam, state_memory_mb
 from rlcourse.grpo.trainer import HISTORY_KEYS, train_grpo
@@ -58,10 +61,12 @@ __all__ = [
     "LOSS_TYPES",
     "GRPOConfig",
     "all_equal_fraction",
+    "check_data_parallel",
     "check_reward_output",
     "concat_rollouts",
     "dynamic_sample",
     "equal_groups",
+    "global_loss_scale",
     "group_advantages",
     "grpo_loss",
     "grpo_step",
@@ -70,7 +75,9 @@ __all__ = [
     "make_adam",
     "mask_truncated_completions",
     "per_token_grpo_loss",
+    "prompt_seeds",
     "rloo_advantages",
+    "sample_per_prompt",
     "select_rows",
     "soft_overlong_punishment",
     "state_memory_mb",

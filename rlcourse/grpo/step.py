@@ -3,6 +3,11 @@
 :func:`grpo_step`: sample G completions for each prompt (with DAPO's dynamic sampling:
 until the batch holds enough groups with a reward spread), score them, compute advantages (group or
 leave-one-out), then ``num_iterations`` clipped updates. :func:`rlcourse.grpo.trainer.train_grpo` repeats it.
+
+Data parallel (chapter 12): when a ``torch.distributed`` process group is initialised, :func:`grpo_step`
+trains on this rank's share of the prompts, scales its loss by its share of the GLOBAL normaliser
+(:func:`global_loss_scale`) and sums the gradients over ranks before clipping, so every rank applies the
+update a single process would compute from the whole batch; the logged statistics are global.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from rlcourse import distributed
 from rlcourse.grpo.advantages import (
     all_equal_fraction,
     check_reward_output,
@@ -20,6 +26,7 @@ from rlcourse.grpo.advantages import (
 from rlcourse.grpo.config import GRPOConfig
 from rlcourse.grpo.loss import grpo_loss, importance_ratio
 from rlcourse.grpo.overlong import mask_truncated_completions
+from rlcourse.grpo.parallel import check_data_parallel, global_loss_scale, global_stats, sample_per_prompt
 from rlcourse.grpo.sampling import dynamic_sample
 from rlcourse.lm.generate import Rollout, generate
 from rlcourse.lm.kl import kl_k3
@@ -81,7 +88,7 @@ def _advantages(rewards: torch.Tensor, cfg: GRPOConfig) -> torch.Tensor:
     return group_advantages(rewards, cfg.group_size, scale=cfg.scale_rewards)
 
 
-def _sample(policy, tokenizer, prompts, reward_fn, cfg, generator, sample_prompts, call):
+def _sample(policy, tokenizer, prompts, reward_fn, cfg, generator, sample_prompts, call, seeds=None):
     G = cfg.group_size
 
     def sample_round(prompt_list) -> Rollout:
@@ -91,7 +98,11 @@ def _sample(policy, tokenizer, prompts, reward_fn, cfg, generator, sample_prompt
         )  # fmt: skip
 
     if not cfg.dynamic_sampling:
-        rollout = sample_round(prompts)
+        rollout = (
+            sample_round(prompts)
+            if seeds is None
+            else sample_per_prompt(policy, tokenizer, prompts, seeds, cfg)
+        )
         rewards = check_reward_output(call(reward_fn, "reward function", rollout), len(rollout), reward_fn)
         frac = all_equal_fraction(rewards, G)
         n = len(prompts)
@@ -122,6 +133,7 @@ def grpo_step(
     generator: torch.Generator | None = None,
     sample_prompts: Callable[[int], list[str]] | None = None,
     call: Callable = lambda fn, role, *a: fn(*a),
+    seeds: Sequence[int] | None = None,
 ) -> dict:
     """One GRPO step: sample G completions per prompt, score, advantages, ``num_iterations`` updates.
 
@@ -132,6 +144,9 @@ def grpo_step(
         generator: a ``torch.Generator`` on the policy's device for reproducible sampling.
         sample_prompts: ``n -> n fresh prompts``, used by dynamic sampling for its extra rounds.
         call: how user functions are called (``train_grpo`` passes :func:`rlcourse.checks.call_user`).
+        seeds: one sampling seed per prompt (:func:`prompt_seeds`); then each group is sampled with its own
+            generator (:func:`sample_per_prompt`) instead of ``generator``. ``train_grpo`` passes them under a
+            process group, where this step also runs data-parallel (see the module docstring).
 
     Returns:
         a dict of floats: ``reward`` (mean), ``frac_all_equal`` (of every group generated), ``kl`` (masked
@@ -142,8 +157,11 @@ def grpo_step(
         ``frac_truncated``, ``grad_norm``, ``groups_generated``, ``groups_kept``, ``sample_rounds``; and
         ``rollout`` / ``rewards`` (the batch trained on) for inspection.
     """
+    data_parallel = distributed.is_active()
+    if data_parallel:
+        check_data_parallel(cfg, distributed.world()[1])
     rollout, rewards, info = _sample(
-        policy, tokenizer, prompts, reward_fn, cfg, generator, sample_prompts, call
+        policy, tokenizer, prompts, reward_fn, cfg, generator, sample_prompts, call, seeds
     )
     advantages = _advantages(rewards, cfg)
     P = rollout.prompt_length
@@ -167,22 +185,30 @@ def grpo_step(
             else None
         )
     m = mask.float()
+    has_tokens = bool(m.sum() > 0)  # this rank's batch
+    # every rank must take part in every update while ANY rank has tokens (else the all-reduce waits forever)
+    any_tokens = distributed.all_reduce_sum(float(has_tokens)) > 0 if data_parallel else has_tokens
+    scale = global_loss_scale(cfg.loss_type, m) if data_parallel else 1.0
     nan = float("nan")
     stats = {"loss": nan, "grad_norm": nan, "clipfrac": nan, "clip_ratio_region": nan, "entropy": nan}
-    if m.sum() > 0:
+    if any_tokens:
         for it in range(cfg.num_iterations):
-            logp, entropy = (crop(x) for x in logprobs_and_entropy(policy, ids, attn, cfg.temperature))
-            if it == 0:
-                stats["entropy"] = ((entropy * m).sum() / m.sum()).item()
-            old = logp.detach() if old_logp is None else old_logp
-            loss = grpo_loss(
-                logp, old, ref_logp, advantages, mask, cfg.clip_eps, cfg.beta, cfg.loss_type, cfg.clip_eps_high,
-                cfg.max_new_tokens, cfg.importance_sampling_level, cfg.delta,
-            )  # fmt: skip
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            if has_tokens:
+                logp, entropy = (crop(x) for x in logprobs_and_entropy(policy, ids, attn, cfg.temperature))
+                if it == 0:
+                    stats["entropy"] = ((entropy * m).sum() / m.sum()).item()
+                old = logp.detach() if old_logp is None else old_logp
+                loss = grpo_loss(
+                    logp, old, ref_logp, advantages, mask, cfg.clip_eps, cfg.beta, cfg.loss_type,
+                    cfg.clip_eps_high, cfg.max_new_tokens, cfg.importance_sampling_level, cfg.delta,
+                )  # fmt: skip
+                (loss * scale if data_parallel else loss).backward()
+            distributed.all_reduce_grads(policy.parameters())  # data parallel: sum over ranks; alone: nothing
             grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm, foreach=True)
             optimizer.step()
+        stats["grad_norm"] = float(grad_norm)
+    if has_tokens and any_tokens:
         with torch.no_grad():
             ratio = importance_ratio(logp.detach(), old, mask, cfg.importance_sampling_level).expand_as(m)
             a = advantages.unsqueeze(1)
@@ -194,7 +220,6 @@ def grpo_step(
             outside = (ratio - 1).abs() > cfg.clip_eps  # CleanRL's clipfrac, comparable with rlcourse.ppo
             stats.update(
                 loss=loss.item(),
-                grad_norm=float(grad_norm),
                 clipfrac=((outside.float() * m).sum() / m.sum()).item(),
                 clip_ratio_region=((region.float() * m).sum() / m.sum()).item(),
             )
@@ -209,9 +234,11 @@ def grpo_step(
         kl=float("nan"),
         kl_seq=float("nan"),
     )
-    if ref_logp is not None and m.sum() > 0:
+    if ref_logp is not None and has_tokens:
         lp = logp.detach()
         stats["kl"] = ((kl_k3(lp, ref_logp) * m).sum() / m.sum()).item()
         stats["kl_seq"] = ((lp - ref_logp) * m).sum(-1).mean().item()
+    if data_parallel:
+        stats.update(global_stats(stats, scale, m, len(rollout), info["groups_generated"]))
     stats["rollout"], stats["rewards"] = rollout, rewards
     return stats

@@ -1,4 +1,9 @@
-"""``train_grpo``: GRPO (and its chapter-11 variants) on a task, logging every step, never losing them (chapter 08)."""
+"""``train_grpo``: GRPO (and its chapter-11 variants) on a task, logging every step, never losing them (chapter 08).
+
+Under a ``torch.distributed`` process group (``torchrun``, chapter 12) it runs data-parallel: every rank
+draws the same global prompts and trains on its block (:mod:`rlcourse.grpo.parallel`); rank 0 alone
+evaluates, shows progress and calls the callback. Without one, nothing changes.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +13,10 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
+from rlcourse import distributed
 from rlcourse.checks import TrainingError, call_user, interrupted
 from rlcourse.grpo.config import GRPOConfig
+from rlcourse.grpo.parallel import check_data_parallel, prompt_seeds
 from rlcourse.grpo.step import grpo_step, make_adam, state_memory_mb
 from rlcourse.progress import progress_bar
 
@@ -42,6 +49,20 @@ def _lengths_by_correctness(task, stats: dict) -> tuple[float, float]:
         n[ok].mean().item() if ok.any() else float("nan"),
         n[~ok].mean().item() if (~ok).any() else float("nan"),
     )
+
+
+def _global_correctness(task, stats: dict) -> tuple[float, float, float]:
+    """Data parallel: accuracy and mean lengths of right / wrong answers over every rank's rollout."""
+    correct = getattr(task, "correct", None)
+    if correct is None:
+        return float("nan"), float("nan"), float("nan")
+    ok = call_user(correct, "task.correct", stats["rollout"]).bool()
+    n = stats["rollout"].completion_lengths.float()
+    local = torch.tensor([ok.sum(), n[ok].sum(), (~ok).sum(), n[~ok].sum()], dtype=torch.float64)
+    n_ok, len_ok, n_bad, len_bad = distributed.all_reduce_sum(local).tolist()
+    nan = float("nan")
+    acc = n_ok / (n_ok + n_bad) if n_ok + n_bad > 0 else nan
+    return acc, len_ok / n_ok if n_ok else nan, len_bad / n_bad if n_bad else nan
 
 
 def train_grpo(
@@ -81,10 +102,18 @@ def train_grpo(
         ``"memory_mb"`` (:func:`state_memory_mb` of policy + reference; on CUDA also ``"cuda_peak_mb"``).
         Evaluations: ``"eval_step"`` (0 = before training) and ``"eval_accuracy"`` (greedy, held out).
 
+    Data parallel (chapter 12): when a process group is initialised, every rank calls ``train_grpo`` with
+    the same arguments; ``cfg.prompts_per_step`` is the GLOBAL batch (divisible by the number of ranks).
+    Each prompt's group is sampled with its own generator (:func:`rlcourse.grpo.parallel.prompt_seeds`), so
+    the run equals a 1-rank run of the same batch; the logged step statistics are global. Only rank 0
+    evaluates, shows progress and calls ``callback``; its history holds the evaluations.
+
     Raises:
         :class:`rlcourse.checks.TrainingError` when anything fails mid-run (a reward function, a callback,
         a reward of the wrong shape); its ``.history`` holds the completed steps and its message names the
         step and the function. Ctrl-C (KeyboardInterrupt) returns the history of the completed steps.
+        ``ValueError`` before training when a data-parallel run cannot be exact (indivisible batch,
+        dynamic sampling).
     """
     from rlcourse.lm.model import frozen_copy
 
@@ -95,6 +124,12 @@ def train_grpo(
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be a function callback(step, history), got {callback!r}")
     device = next(policy.parameters()).device
+    rank, world_size = distributed.world()
+    data_parallel = distributed.is_active()
+    if data_parallel:
+        check_data_parallel(cfg, world_size)
+        distributed.broadcast_params(policy)  # every rank starts from rank 0's weights, as DDP does
+        progress, callback = progress and rank == 0, callback if rank == 0 else None
     if ref_model is None and cfg.beta != 0:
         ref_model = frozen_copy(policy)
     rng = np.random.default_rng(cfg.seed)
@@ -110,7 +145,7 @@ def train_grpo(
     memory = state_memory_mb([policy], [ref_model] if ref_model is not None else [])
 
     def evaluate(step: int) -> None:
-        if eval_prompts is not None:
+        if eval_prompts is not None and rank == 0:  # greedy: touches neither rng nor the samplers
             acc = call_user(task.accuracy, "task.accuracy", policy, tokenizer, list(eval_prompts))
             hist["eval_step"].append(step)
             hist["eval_accuracy"].append(acc)
@@ -126,20 +161,27 @@ def train_grpo(
                 torch.cuda.reset_peak_memory_stats(device)
             t0 = time.perf_counter()
             prompts = call_user(task.sample_prompts, "task.sample_prompts", cfg.prompts_per_step, rng)
+            seeds = None
+            if data_parallel:  # the same global prompts on every rank; keep this rank's block
+                seeds = distributed.shard(prompt_seeds(cfg.seed, step, len(prompts)), rank, world_size)
+                prompts = distributed.shard(prompts, rank, world_size, "prompts_per_step")
             stats = grpo_step(
                 policy, ref_model, tokenizer, optimizer, prompts, task.rewards, cfg, gen,
-                sample_prompts=sample_prompts, call=call_user,
+                sample_prompts=sample_prompts, call=call_user, seeds=seeds,
             )  # fmt: skip
             if not np.isnan(stats["grad_norm"]):  # no update when every completion was masked out
                 scheduler.step()
             dt = time.perf_counter() - t0
             correct = getattr(task, "correct", None)
-            acc = (
-                call_user(correct, "task.correct", stats["rollout"]).mean().item()
-                if correct
-                else float("nan")
-            )
-            len_ok, len_bad = _lengths_by_correctness(task, stats)
+            if data_parallel:
+                acc, len_ok, len_bad = _global_correctness(task, stats)
+            else:
+                acc = (
+                    call_user(correct, "task.correct", stats["rollout"]).mean().item()
+                    if correct
+                    else float("nan")
+                )
+                len_ok, len_bad = _lengths_by_correctness(task, stats)
             elapsed += dt
             hist["step"].append(step + 1)
             for k in STEP_KEYS:
