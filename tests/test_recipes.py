@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -66,6 +67,8 @@ def test_bridge_rejects_what_trl_cannot_express(tmp_path):
         trl_grpo_config(GRPOConfig(prompts_per_step=4, group_size=8), tmp_path, world_size=3)
     with pytest.raises(ValueError, match="dynamic_sampling"):
         trl_grpo_config(GRPOConfig(dynamic_sampling=True), tmp_path)
+    with pytest.raises(ValueError, match="warmup_steps=3 has no exact TRL equivalent"):
+        trl_grpo_config(GRPOConfig(warmup_steps=3), tmp_path)
     with pytest.raises(TypeError, match="rlcourse.grpo.GRPOConfig"):
         trl_grpo_config(DPOConfig(), tmp_path)
     with pytest.raises(ValueError, match="eos_token_ids is empty"):
@@ -187,3 +190,64 @@ def test_trl_ready_scores_left_padded_rows_at_mask_positions_without_warning():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert model.is_gradient_checkpointing is False
+
+
+GENERATE_UNPADDED = """
+import torch
+from rlcourse.lm import load_model
+from rlcourse.trl_bridge.trainers import trl_ready
+model, tok = load_model("arithmetic")
+plain = model.generate(**tok(["1+2="] * 32, return_tensors="pt"), do_sample=False, max_new_tokens=5,
+                       pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+trl_ready(model)
+torch.manual_seed(4)
+out = model.generate(**tok(["1+2="] * 32, return_tensors="pt"), do_sample=True, max_new_tokens=5,
+                     pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+assert (out == tok.pad_token_id).any(), "no row finished early: the case is not exercised"
+ready = model.generate(**tok(["1+2="] * 32, return_tensors="pt"), do_sample=False, max_new_tokens=5,
+                       pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+assert torch.equal(plain, ready), "the restored mask changed what greedy decoding produces"
+"""
+
+
+def test_generate_without_padding_gives_no_missing_mask_warning():
+    """transformers drops an all-ones mask; finished rows then feed <pad> (seed 4 of chapter 12 warned)."""
+    r = subprocess.run(
+        [sys.executable, "-c", GENERATE_UNPADDED], capture_output=True, text=True, timeout=120, cwd=ROOT
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "attention_mask" not in r.stderr, r.stderr[-2000:]
+
+
+WHO_AM_I = """
+from accelerate import PartialState
+s = PartialState(cpu=True)  # what TRL's trainers build on a CPU-only machine (use_cpu=True)
+print(f"rank {s.process_index} of {s.num_processes} {s.distributed_type.value}", flush=True)
+"""
+
+
+@pytest.mark.parametrize(
+    "launch, ranks",
+    [
+        (
+            ["--config_file", "recipes/accelerate/cpu_2proc.yaml"],
+            {"rank 0 of 2 MULTI_CPU", "rank 1 of 2 MULTI_CPU"},
+        ),
+        (["--cpu", "--num_processes", "2"], {"rank 0 of 1 NO"}),  # accelerate issue #2741: ONE process
+    ],
+    ids=["cpu_2proc.yaml gives 2 ranks", "--cpu --num_processes 2 gives 1"],
+)
+def test_accelerate_launchers_on_a_cpu_only_machine(tmp_path, launch, ranks):
+    if torch.cuda.is_available():
+        pytest.skip("the trap is about CPU-only machines")
+    script = tmp_path / "who.py"
+    script.write_text(WHO_AM_I)
+    accelerate = Path(sys.executable).with_name("accelerate")
+    r = subprocess.run(
+        [str(accelerate), "launch", *launch, str(script)],
+        cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert set(re.findall(r"rank \d+ of \d+ [A-Z_]+", r.stdout)) == ranks, (
+        r.stdout
+    )  # ranks' lines may interleave

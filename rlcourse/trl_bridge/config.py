@@ -24,9 +24,15 @@ GRPO_FIELDS: tuple[tuple[str, str, str], ...] = (
     ("mask_truncated_completions", "mask_truncated_completions", "same"),
     ("use_bias_correction_kl", "(k3, DeepSeekMath)", "False: TRL's True changes the KL gradient"),
     ("seed", "seed", "same number; the random streams differ"),
+    ("delta", "delta", "same; set only when not None (two-sided clipping)"),
     ("optim", "make_adam", '"adamw_torch" with weight_decay 0 = Adam'),
+    ("weight_decay", "make_adam", "0.0 (the course's Adam has no weight decay)"),
     ("disable_dropout", "policy.eval()", "True"),
-    ("bf16", "(float32)", "False: TRL 1.16 turns it on by default, even on a CPU; True on a GPU"),
+    (
+        "bf16",
+        "(float32)",
+        "False here (TRL 1.16 turns it on by default, even on a CPU); pass bf16=True on a GPU",
+    ),
     ("activation_checkpointing", "(none)", "False on CPU; True trades compute for memory on a GPU"),
     ("use_cpu", "get_device()", "True on a CPU-only machine"),
 )
@@ -42,8 +48,13 @@ DPO_FIELDS: tuple[tuple[str, str, str], ...] = (
     ("precompute_ref_log_probs", "(always)", "True: reference log-probs computed once, before training"),
     ("seed", "seed", "same number; TRL walks the shuffled pairs, we draw with replacement"),
     ("optim", "torch.optim.Adam", '"adamw_torch" with weight_decay 0 = Adam'),
+    ("weight_decay", "torch.optim.Adam", "0.0 (the course's Adam has no weight decay)"),
     ("disable_dropout", "policy.eval()", "True"),
-    ("bf16", "(float32)", "False: TRL 1.16 turns it on by default, even on a CPU; True on a GPU"),
+    (
+        "bf16",
+        "(float32)",
+        "False here (TRL 1.16 turns it on by default, even on a CPU); pass bf16=True on a GPU",
+    ),
     ("activation_checkpointing", "(none)", "False on CPU"),
     ("use_cpu", "get_device()", "True on a CPU-only machine"),
 )
@@ -85,6 +96,12 @@ def trl_grpo_config(cfg, output_dir: str, world_size: int = 1, **overrides):
         raise ValueError(
             "trl_grpo_config maps GRPO only: dynamic_sampling=True and advantage_estimator='rloo' have no "
             "GRPOTrainer field (RLOO is TRL's RLOOTrainer); set them to False / 'grpo'"
+        )
+    if cfg.warmup_steps:
+        raise ValueError(
+            f"trl_grpo_config: warmup_steps={cfg.warmup_steps} has no exact TRL equivalent (TRL's warm-up starts "
+            "from a learning rate of 0, the course's from lr / (warmup_steps + 1)); set warmup_steps=0, or pass "
+            "lr_scheduler_type='constant_with_warmup', warmup_steps=... as overrides and accept the difference"
         )
     batch = cfg.prompts_per_step * cfg.group_size
     if batch % world_size:

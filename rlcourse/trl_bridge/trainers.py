@@ -6,6 +6,8 @@ import os
 import time
 from collections.abc import Callable, Iterable
 
+import torch
+
 from rlcourse.trl_bridge.config import trl_dpo_config, trl_grpo_config
 
 
@@ -108,6 +110,14 @@ def _with_mask_positions(cls: type) -> type:
 
     def forward(self, *args, attention_mask=None, position_ids=None, **kwargs):
         ids = kwargs.get("input_ids", args[0] if args else None)
+        cache = kwargs.get("cache", kwargs.get("past_key_values"))  # transformers 5.24 renamed it "cache"
+        if attention_mask is None and ids is not None and ids.dim() == 2 and cache is not None:
+            # transformers' generate drops an all-ones mask (no prompt padded); a row that has finished then
+            # feeds <pad> and GPT-2 warns that a mask is missing. The mask it dropped is all ones: restore it.
+            past = cache.get_seq_length() if hasattr(cache, "get_seq_length") else 0
+            attention_mask = torch.ones(
+                ids.shape[0], past + ids.shape[1], dtype=torch.long, device=ids.device
+            )
         if (
             position_ids is None
             and attention_mask is not None
