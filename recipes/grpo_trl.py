@@ -86,6 +86,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     from transformers import AutoTokenizer
 
+    from rlcourse.distributed import is_active, teardown, weights_report
     from rlcourse.grpo import GRPOConfig
     from rlcourse.lm import ArithmeticTask
     from rlcourse.lm.files import data_dir
@@ -127,7 +128,7 @@ def main(argv: list[str] | None = None) -> dict:
         "history": trl_history(
             trainer.state.log_history, {"reward": "reward", "loss": "loss", "kl": "kl"}, timer.times
         ),
-        "weights": _weights_report(trainer.model),
+        "weights": weights_report(trainer.model),
     }
     if args.save:
         trainer.save_model(str(Path(args.output_dir) / "model"))
@@ -148,23 +149,10 @@ def main(argv: list[str] | None = None) -> dict:
             f"reward {h['reward'][0]:.3f} -> {h['reward'][-1]:.3f}, identical weights on every rank: "
             f"{summary['weights']['identical']}"
         )
-    _teardown()
+    if is_active():
+        torch.distributed.barrier()  # every rank has finished before the group goes
+    teardown()  # some runs abort at exit when the process group is not destroyed
     return summary
-
-
-def _weights_report(model) -> dict:
-    from rlcourse.distributed import weights_report
-
-    return weights_report(model)
-
-
-def _teardown() -> None:
-    """Destroy the process group before exit (some runs abort at exit otherwise)."""
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
-        dist.destroy_process_group()
 
 
 if __name__ == "__main__":
